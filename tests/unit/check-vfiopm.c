@@ -1,0 +1,23 @@
+#include <stdlib.h>
+
+#include "suites.h"
+
+/* Add a module's suite here and its test-MODULE.c to Makefile.am. CK_RUN_SUITE=sysfs and
+ * CK_RUN_CASE=read run a part; CK_FORK=no eases debugging. */
+static Suite *(*const suites[])(void) = {
+        sysfs_suite,
+};
+
+int main(void) {
+        SRunner *sr = srunner_create(NULL);
+        int failed;
+
+        for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++)
+                srunner_add_suite(sr, suites[i]());
+
+        srunner_run_all(sr, CK_ENV);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+
+        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
