@@ -101,8 +101,9 @@ struct ctx {
 	int device_fd;
 	struct vfio_device_info info;
 
-	int rw_index;          /* region read by the "region access" wake */
+	int rw_index;          /* region read and written by the "region access" wakes */
 	uint64_t rw_offset;
+	uint32_t rw_word;      /* its first word, read at open: what the write wake writes back */
 	int mmap_index;        /* region mapped by the SIGBUS cases, -1 if none */
 	uint64_t mmap_offset;
 	uint64_t mmap_size;
@@ -377,6 +378,18 @@ static int get_region(const struct ctx *c, uint32_t index, struct vfio_region_in
 	return 0;
 }
 
+/* A write of the region's first word, with the value it had at open (harmless on config space:
+ * vendor and device ID are read-only). */
+static int region_write(const struct ctx *c)
+{
+	ssize_t n;
+
+	n = pwrite(c->device_fd, &c->rw_word, sizeof(c->rw_word), (off_t)c->rw_offset);
+	if (n < 0)
+		return -errno;
+	return n == sizeof(c->rw_word) ? 0 : -EIO;
+}
+
 /* A read of 4 bytes from the start of the region chosen for region accesses. */
 static int region_read(const struct ctx *c)
 {
@@ -613,6 +626,16 @@ static int open_device(struct ctx *c)
 	     c->info.flags & VFIO_DEVICE_FLAGS_PLATFORM ? "platform" : "other",
 	     c->info.num_regions, c->info.num_irqs);
 	probe_regions(c);
+	if (c->rw_index >= 0) {
+		ssize_t n = pread(c->device_fd, &c->rw_word, sizeof(c->rw_word), (off_t)c->rw_offset);
+
+		if (n != sizeof(c->rw_word)) {
+			r = n < 0 ? -errno : -EIO;
+			diag("reading region %d: %s", c->rw_index, errname(r));
+			return r;
+		}
+		diag("region %d is the one read and written; its first word is 0x%08x", c->rw_index, c->rw_word);
+	}
 	return 0;
 }
 
@@ -964,6 +987,16 @@ static enum result case_wake_region(struct ctx *c)
 	return wake_case(c, what, region_read, NULL);
 }
 
+static enum result case_wake_region_write(struct ctx *c)
+{
+	char what[64];
+
+	if (c->rw_index < 0)
+		return skip(c, "no readable region");
+	snprintf(what, sizeof(what), "pwrite of region %d", c->rw_index);
+	return wake_case(c, what, region_write, NULL);
+}
+
 static int trigger_reset(const struct ctx *c)
 {
 	return write_attr(c, "reset", "1");
@@ -1119,6 +1152,45 @@ static enum result case_entry_while_armed(struct ctx *c)
 	expect(c, n == 0, "the first eventfd fired no more (count %" PRId64 ")", n);
 out:
 	settle(c);
+	close(efd1);
+	close(efd2);
+	return verdict(c);
+}
+
+/*
+ * The same, without waiting for "suspended": the put after the first ioctl is
+ * asynchronous, so the device may still be active. Then the second call resumes nothing,
+ * the first entry stays in force and the call fails. Either outcome is consistent; a
+ * mix (success without a signal, or a signal with a failure) is not.
+ */
+static enum result case_entry_while_armed_early(struct ctx *c)
+{
+	int efd1 = new_eventfd(), efd2 = new_eventfd(), r1, r2;
+	char st[32];
+	int64_t n;
+
+	r1 = enter_wakeup(c, efd1);
+	r2 = enter_wakeup(c, efd2);
+	rt_status(c, st);
+	n = efd_take(efd1);
+	if (!expect(c, r1 == 0, "first ENTRY_WITH_WAKEUP -> %s", errname(r1)))
+		goto out;
+	diag("  second ENTRY_WITH_WAKEUP right after the first -> %s, first eventfd count %" PRId64
+	     ", runtime_status then %s", errname(r2), n, st);
+	if (r2 == 0) {
+		expect(c, n == 1, "it woke the suspended device: the first eventfd fired once");
+	} else {
+		expect(c, r2 == -EINVAL, "the device had not suspended yet: EINVAL (%s)", errname(r2));
+		expect(c, n == 0, "and nothing fired");
+		expect(c, wait_status(c, "suspended", WAIT_MS) >= 0, "the first entry is still in force: suspended");
+		n = efd_take(efd2);
+		expect(c, n == 0, "the rejected eventfd quiet (count %" PRId64 ")", n);
+	}
+out:
+	settle(c);
+	n = efd_take(efd2);
+	if (r2 != 0)
+		expect(c, n == 0, "the rejected eventfd never fires (count %" PRId64 ")", n);
 	close(efd1);
 	close(efd2);
 	return verdict(c);
@@ -1330,6 +1402,7 @@ static const struct test_case cases[] = {
 	{ "wake by power/control=on: eventfd fires once, device stays in D0", case_wake_control, true },
 	{ "wake by a device ioctl: eventfd fires once, device stays in D0", case_wake_ioctl, true },
 	{ "wake by a region read: eventfd fires once, device stays in D0", case_wake_region, true },
+	{ "wake by a region write: eventfd fires once, device stays in D0", case_wake_region_write, true },
 	{ "wake by sysfs reset: eventfd fires once, device stays in D0", case_wake_reset, true },
 	{ "host config-space read wakes only a D3cold device", case_config_read, true },
 	{ "plain LOW_POWER_ENTRY re-enters low power by itself after accesses", case_plain_reenters, true },
@@ -1337,6 +1410,8 @@ static const struct test_case cases[] = {
 	{ "LOW_POWER_EXIT with a wake-up entry armed: D0, eventfd at most once", case_exit_wakeup, true },
 	{ "entry while a wake-up entry is in force: first eventfd fires once, call succeeds, suspends again",
 	  case_entry_while_armed, true },
+	{ "entry right after a wake-up entry, before suspend: succeeds and signals, or EINVAL and quiet",
+	  case_entry_while_armed_early, true },
 	{ "a second entry while a plain entry is in force -> EINVAL", case_plain_twice, true },
 	{ "mmap touch in low power (plain entry) -> SIGBUS, device stays suspended", case_mmap_plain, true },
 	{ "mmap touch in low power (wake-up armed) -> SIGBUS, eventfd quiet", case_mmap_wakeup, true },
