@@ -537,8 +537,9 @@ static int check_keys(const char *text, size_t len, size_t *ret_offset, json_obj
                                 key.decoded = json_parse_string_token(text + i, end - i + 1);
                                 if (!key.decoded)
                                         return -ENOMEM;
+                                /* json-c's keys end at a NUL ("mode\u0000x" is "mode"): so do these */
                                 key.s = json_object_get_string(key.decoded);
-                                key.n = (size_t) json_object_get_string_len(key.decoded);
+                                key.n = strlen(key.s);
                         }
 
                         first = stack[depth - 1].first_key;
@@ -616,6 +617,7 @@ static const char *syntax_reason(enum json_tokener_error e, char c, char buf[sta
         case json_tokener_error_size:
                 return "file too large";
         case json_tokener_success:
+        default:        /* json-c's enum, not ours: newer versions add to it */
                 break;
         }
         return "invalid JSON";
@@ -777,7 +779,7 @@ int policy_file_load_at(int dirfd, const char *name, const char *path, PolicyFil
         _cleanup_free_ char *text = NULL;
         char target[PATH_MAX];
         struct stat st;
-        size_t len;
+        size_t len = 0;
         ssize_t k;
         int r;
 
@@ -1230,11 +1232,12 @@ int policy_set_evaluate(const PolicySet *set, const DeviceFacts *dev, EffectiveP
         return policy_evaluate(set->files, set->n_files, dev, ret);
 }
 
-/* The shortest text that reads back as the same double: 35.5, not 35.500000000000000. */
+/* Text that reads back as the same double, without noise: 35.5 and 0.1, not json-c's
+ * 0.10000000000000001. %.15g never writes a number below 1e15 with an exponent. */
 static json_object *json_new_watts(double d) {
         char buf[32];
 
-        for (int precision = 1; precision <= 17; precision++) {
+        for (int precision = 15; precision <= 17; precision++) {
                 snprintf(buf, sizeof(buf), "%.*g", precision, d);
                 if (strtod(buf, NULL) == d)
                         break;
@@ -1247,6 +1250,8 @@ static int value_to_json(const PolicyValues *v, PolicyKey k, json_object **ret) 
 
         switch (k) {
         case POLICY_KEY_MODE:
+                if (!policy_mode_to_string(v->mode))
+                        return -EINVAL;
                 o = json_object_new_string(policy_mode_to_string(v->mode));
                 break;
         case POLICY_KEY_ARM_DELAY_MS:
@@ -1294,7 +1299,7 @@ static int value_to_json(const PolicyValues *v, PolicyKey k, json_object **ret) 
                 return -EINVAL;
         }
         if (!o)
-                return k == POLICY_KEY_MODE && !policy_mode_to_string(v->mode) ? -EINVAL : -ENOMEM;
+                return -ENOMEM;
 
         *ret = o;
         return 0;

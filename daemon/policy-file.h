@@ -84,16 +84,22 @@ int policy_set_new(PolicySet **ret);
 PolicySet *policy_set_free(PolicySet *set);
 DEFINE_TRIVIAL_CLEANUP_FUNC(PolicySet *, policy_set_free)
 
-/* (Re)loads every "*.json" of dirs (NULL-terminated, absolute, in precedence order), each opened
- * relative to rootfd ("/etc/x" is "etc/x" below rootfd; the daemon passes an fd of "/", tests a
- * fixture tree). Names starting with '.' are ignored, as is every other name. A missing directory
- * is fine; one that cannot be read is an error and keeps the files it had in force. A file name in
- * a later directory masks the same name in earlier ones; the files are then applied in order of
- * name. A file that fails (invalid, unreadable, not a regular file, dangling or looping symlink)
- * keeps the last good version of the same path in force, if there was one, and records its error;
- * a removed file is gone. A symlink to /dev/null masks without error (an empty file is an error).
- * Returns the number of errors (>= 0), or a negative errno (-ENOMEM, -EINVAL for a relative dir)
- * with the set unchanged. */
+/* (Re)loads the policy directories dirs (NULL-terminated, absolute, in precedence order), each
+ * opened relative to rootfd: "/etc/x" is "etc/x" below rootfd, which is an fd of "/" in the daemon
+ * and a fixture tree in tests. (Symlinks are followed as the kernel does, so an absolute link
+ * target leaves rootfd: fine for "/", avoided in fixtures.)
+ * - Policy files are the entries named "*.json" not starting with '.' (".#50-gpu.json" is an
+ *   editor's); other names are ignored. Every policy file must be, after following symlinks, a
+ *   regular file: a directory, FIFO, dangling or looping link named *.json is an error.
+ * - A missing directory is fine. One that cannot be opened or read is an error, and the entries
+ *   it had at the last load stay as they were.
+ * - A name in a later directory masks the same name in earlier ones, whatever the later file
+ *   holds; the files left are applied in order of name (strcmp).
+ * - A symlink to /dev/null masks the name without error ("disabled"); an empty file is an error.
+ * - A file that fails (invalid, unreadable, …) keeps the last good version of the same path in
+ *   force, if there was one, and its error is recorded; a removed file is gone.
+ * Returns the number of errors (>= 0, also set->n_errors), or a negative errno (-ENOMEM, -EINVAL
+ * for a relative dir) with the set unchanged. */
 int policy_set_load(PolicySet *set, int rootfd, char *const *dirs);
 
 /* policy_evaluate() over the set's files in force. */
