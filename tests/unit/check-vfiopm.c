@@ -5,6 +5,8 @@
 /* Add a module's suite here and its test-MODULE.c to Makefile.am. CK_RUN_SUITE=sysfs and
  * CK_RUN_CASE=read run a part; CK_FORK=no eases debugging. */
 static Suite *(*const suites[])(void) = {
+        device_suite,
+        log_suite,
         policy_suite,
         policy_file_suite,
         sysfs_suite,

@@ -1,0 +1,92 @@
+#pragma once
+
+/* vfio: the kernel interface. Opens ("holds") a VFIO device, registers its request eventfd, and
+ * issues the three low-power features; nothing else talks to /dev/vfio or /dev/iommu.
+ *
+ * Two paths, one interface:
+ *   - group + container: /dev/vfio/vfio, /dev/vfio/N (N from the device's iommu_group link),
+ *     VFIO_SET_IOMMU(VFIO_TYPE1v2_IOMMU, else VFIO_TYPE1_IOMMU), VFIO_GROUP_GET_DEVICE_FD(name);
+ *     one container per group, shared by the held devices of that group.
+ *   - cdev + iommufd: /dev/vfio/devices/vfioX (X from the device's vfio-dev/vfioX child),
+ *     /dev/iommu, VFIO_DEVICE_BIND_IOMMUFD, IOMMU_IOAS_ALLOC, VFIO_DEVICE_ATTACH_IOMMUFD_PT;
+ *     chosen where /dev/vfio/devices exists (Debian's kernels have neither, so this path is tested
+ *     through a fake VfioSys).
+ * Every system call goes through a VfioSys, so unit tests run both paths against a fake kernel.
+ *
+ * The rule the daemon keeps (SPEC §1: every ioctl on the device fd wakes it): while a device is
+ * in low power, the only ioctls issued on it are LOW_POWER_EXIT and another entry. */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cleanup.h"
+
+/* The system calls vfio.c makes; vfio_sys_kernel() gives the real ones. Each returns ≥ 0 or
+ * -errno (not -1/errno). */
+typedef struct VfioSys {
+        int (*openat)(void *userdata, int dirfd, const char *path, int flags);
+        int (*ioctl)(void *userdata, int fd, unsigned long request, void *arg);
+        int (*eventfd)(void *userdata, unsigned initval, int flags);
+        int (*close)(void *userdata, int fd);
+        void *userdata;
+} VfioSys;
+
+const VfioSys *vfio_sys_kernel(void);
+
+typedef enum VfioPath {
+        VFIO_PATH_GROUP,        /* group + container */
+        VFIO_PATH_CDEV,         /* cdev + iommufd */
+        _VFIO_PATH_MAX,
+        _VFIO_PATH_INVALID = -EINVAL,
+} VfioPath;
+
+/* "group", "cdev" */
+const char *vfio_path_to_string(VfioPath p);
+VfioPath vfio_path_from_string(const char *s);
+
+typedef struct VfioBackend VfioBackend;
+typedef struct VfioDevice VfioDevice;
+
+/* sysfs_fd: /sys (or a fixture tree laid out like it); dev_fd: /dev (or a fixture). The
+ * backend borrows both fds and sys. path: _VFIO_PATH_INVALID picks cdev where dev_fd has
+ * vfio/devices, else group. */
+int vfio_backend_new(const VfioSys *sys, int sysfs_fd, int dev_fd, VfioPath path, VfioBackend **ret);
+VfioBackend *vfio_backend_free(VfioBackend *b);
+DEFINE_TRIVIAL_CLEANUP_FUNC(VfioBackend *, vfio_backend_free)
+VfioPath vfio_backend_path(const VfioBackend *b);
+
+/* Holds the device named name (its directory is bus/<bus>/devices/<name> under sysfs_fd; bus is
+ * "pci" or "platform"): opens it, checks that it is one device of the kind expected, creates
+ * the wake-up eventfd and registers the request eventfd (VFIO_PCI_REQ_IRQ_INDEX for PCI, the
+ * device's own request index otherwise, found with VFIO_DEVICE_GET_IRQ_INFO).
+ * Errors: -EBUSY another process holds the device or its group; -ENODEV it has gone or is not
+ * bound to a VFIO driver; -EPERM/-EACCES no access; other -errno from the kernel. On failure
+ * nothing stays open. */
+int vfio_device_open(VfioBackend *b, const char *bus, const char *name, VfioDevice **ret);
+
+/* Closes the device fd (and the group/container or iommufd when it was the last user): the
+ * kernel may give the device to the next opener at once. Accepts NULL, returns NULL. */
+VfioDevice *vfio_device_close(VfioDevice *d);
+DEFINE_TRIVIAL_CLEANUP_FUNC(VfioDevice *, vfio_device_close)
+
+const char *vfio_device_name(const VfioDevice *d);
+
+/* Readable when the wake-up eventfd has fired; owned by the device, the same fd for every
+ * entry. */
+int vfio_device_wake_fd(const VfioDevice *d);
+
+/* Readable when the kernel asks for the device back (driver unbind, hot-unplug): the holder
+ * must close it promptly. Owned by the device. */
+int vfio_device_request_fd(const VfioDevice *d);
+
+/* VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP (wakeup) or _LOW_POWER_ENTRY. */
+int vfio_device_enter(VfioDevice *d, bool wakeup);
+
+/* VFIO_DEVICE_FEATURE_LOW_POWER_EXIT. */
+int vfio_device_exit(VfioDevice *d);
+
+/* Reads and resets the wake-up eventfd's count: 0 (and success) when it has not fired. */
+int vfio_device_read_wake(VfioDevice *d, uint64_t *ret_count);
+
+/* Reads and resets the request eventfd's count: 0 when the kernel has not asked. */
+int vfio_device_read_request(VfioDevice *d, uint64_t *ret_count);
