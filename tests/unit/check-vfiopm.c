@@ -10,6 +10,7 @@ static Suite *(*const suites[])(void) = {
         policy_suite,
         policy_file_suite,
         sysfs_suite,
+        udev_monitor_suite,
 };
 
 int main(void) {

@@ -8,3 +8,4 @@ Suite *log_suite(void);
 Suite *policy_suite(void);
 Suite *policy_file_suite(void);
 Suite *sysfs_suite(void);
+Suite *udev_monitor_suite(void);
