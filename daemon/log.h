@@ -48,6 +48,8 @@ int log_internalv(int level, int error, const char *device, const char *file, in
 #define log_warning_errno(e, ...) log_full_errno(LOG_WARNING, (e), NULL, __VA_ARGS__)
 #define log_error_errno(e, ...)   log_full_errno(LOG_ERR, (e), NULL, __VA_ARGS__)
 
+#define log_oom() log_error_errno(ENOMEM, "Out of memory.")
+
 /* The same with VFIOPM_DEVICE=name. */
 #define log_device_debug(d, ...)   log_full_errno(LOG_DEBUG, 0, (d), __VA_ARGS__)
 #define log_device_info(d, ...)    log_full_errno(LOG_INFO, 0, (d), __VA_ARGS__)

@@ -52,7 +52,7 @@ int vfio_dev_parent_name(const char *devpath, char **ret) {
 }
 
 /* A vfio-dev child's parent: the bus (its subsystem) and name. NULL bus if unknown. */
-static void dispatch_vfio_dev(DeviceMonitor *m, struct udev_device *dev, bool added) {
+static void dispatch_vfio_dev(DeviceMonitorHandler handler, void *userdata, struct udev_device *dev, bool added) {
         _cleanup_free_ char *name = NULL;
         struct udev_device *parent;
         const char *bus = NULL;
@@ -70,7 +70,7 @@ static void dispatch_vfio_dev(DeviceMonitor *m, struct udev_device *dev, bool ad
                 log_debug("Ignoring vfio-dev add for %s: parent has no bus", name);
                 return;
         }
-        m->handler(m->userdata, added ? DEVICE_EVENT_VFIO_ADD : DEVICE_EVENT_VFIO_REMOVE, bus, name);
+        handler(userdata, added ? DEVICE_EVENT_VFIO_ADD : DEVICE_EVENT_VFIO_REMOVE, bus, name);
 }
 
 static void on_udev_readable(evutil_socket_t fd, short what, void *userdata) {
@@ -86,9 +86,9 @@ static void on_udev_readable(evutil_socket_t fd, short what, void *userdata) {
                         ;
                 else if (strcmp(subsystem, "vfio-dev") == 0) {
                         if (strcmp(action, "add") == 0)
-                                dispatch_vfio_dev(m, dev, true);
+                                dispatch_vfio_dev(m->handler, m->userdata, dev, true);
                         else if (strcmp(action, "remove") == 0)
-                                dispatch_vfio_dev(m, dev, false);
+                                dispatch_vfio_dev(m->handler, m->userdata, dev, false);
                 } else
                         m->handler(m->userdata, DEVICE_EVENT_CHANGE, subsystem, udev_device_get_sysname(dev));
                 udev_device_unref(dev);
@@ -143,30 +143,38 @@ DeviceMonitor *device_monitor_free(DeviceMonitor *m) {
         return NULL;
 }
 
-int device_monitor_enumerate(DeviceMonitor *m) {
+int device_enumerate_vfio(DeviceMonitorHandler handler, void *userdata) {
         struct udev_enumerate *e;
         struct udev_list_entry *entry;
+        struct udev *udev;
         int r, n = 0;
 
-        e = udev_enumerate_new(m->udev);
-        if (!e)
+        udev = udev_new();
+        if (!udev)
                 return -ENOMEM;
+        e = udev_enumerate_new(udev);
+        if (!e) {
+                udev_unref(udev);
+                return -ENOMEM;
+        }
         r = udev_enumerate_add_match_subsystem(e, "vfio-dev");
         if (r >= 0)
                 r = udev_enumerate_scan_devices(e);
         if (r < 0) {
                 udev_enumerate_unref(e);
+                udev_unref(udev);
                 return r;
         }
         udev_list_entry_foreach(entry, udev_enumerate_get_list_entry(e)) {
-                struct udev_device *dev = udev_device_new_from_syspath(m->udev, udev_list_entry_get_name(entry));
+                struct udev_device *dev = udev_device_new_from_syspath(udev, udev_list_entry_get_name(entry));
 
                 if (!dev)
                         continue;       /* gone since the scan: its remove event follows */
-                dispatch_vfio_dev(m, dev, true);
+                dispatch_vfio_dev(handler, userdata, dev, true);
                 udev_device_unref(dev);
                 n++;
         }
         udev_enumerate_unref(e);
+        udev_unref(udev);
         return n;
 }

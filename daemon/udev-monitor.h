@@ -31,8 +31,9 @@ int device_monitor_new(struct event_base *base, DeviceMonitorHandler handler, vo
 DeviceMonitor *device_monitor_free(DeviceMonitor *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(DeviceMonitor *, device_monitor_free)
 
-/* Calls the handler with DEVICE_EVENT_VFIO_ADD for every VFIO device present; returns how many. */
-int device_monitor_enumerate(DeviceMonitor *m);
+/* Calls the handler with DEVICE_EVENT_VFIO_ADD for every VFIO device present; returns how many.
+ * Needs no monitor (vfiopmd --check-config). */
+int device_enumerate_vfio(DeviceMonitorHandler handler, void *userdata);
 
 /* The device a vfio-dev child belongs to, from the child's devpath:
  * "/devices/pci0000:00/0000:00:01.0/vfio-dev/vfio0" → "0000:00:01.0". -EINVAL if it is not one. */
