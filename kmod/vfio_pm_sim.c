@@ -65,11 +65,11 @@ MODULE_PARM_DESC(devices, "Simulated devices created at load (default 2, at most
 
 static unsigned int resume_ms;
 module_param(resume_ms, uint, 0644);
-MODULE_PARM_DESC(resume_ms, "Simulated time of a runtime resume, in ms (default 0, at most 10000)");
+MODULE_PARM_DESC(resume_ms, "Simulated runtime resume time, ms (default 0, at most 10000)");
 
 static unsigned int suspend_ms;
 module_param(suspend_ms, uint, 0644);
-MODULE_PARM_DESC(suspend_ms, "Simulated time of a runtime suspend, in ms (default 0, at most 10000)");
+MODULE_PARM_DESC(suspend_ms, "Simulated runtime suspend time, ms (default 0, at most 10000)");
 
 static bool d3cold;
 module_param(d3cold, bool, 0644);

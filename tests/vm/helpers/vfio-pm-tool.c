@@ -306,13 +306,29 @@ static void on_term(int sig)
 
 /* ---- steps -------------------------------------------------------------------------- */
 
-/* Splits "key=value/ms": returns the key length; *value and *ms are NULL when absent. */
-static size_t split_step(char *step, char **value, char **ms)
+/* True if @s is a decimal integer, optionally negative. */
+static bool is_int(const char *s)
 {
-	char *slash = strchr(step, '/'), *eq;
+	if (*s == '-')
+		s++;
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return false;
+	return true;
+}
+
+/*
+ * Splits "key[=value][/ms]" in place: *value and *ms are NULL when absent. Only a
+ * last "/" followed by an integer starts MS, so values may be paths.
+ */
+static void split_step(char *step, char **value, char **ms)
+{
+	char *slash = strrchr(step, '/'), *eq;
 
 	*ms = NULL;
-	if (slash) {
+	if (slash && is_int(slash + 1)) {
 		*slash = '\0';
 		*ms = slash + 1;
 	}
@@ -322,7 +338,6 @@ static size_t split_step(char *step, char **value, char **ms)
 		*eq = '\0';
 		*value = eq + 1;
 	}
-	return strlen(step);
 }
 
 static bool expect_result(const char *what, int r, const char *want)
@@ -422,6 +437,18 @@ static bool run_step(struct tool *t, char *step)
 			return false;
 		}
 		close(fd);
+		return true;
+	}
+	if (strcmp(step, "await") == 0) {
+		int64_t deadline = now_ms() + (ms >= 0 ? ms : 30000);
+
+		while (!value || access(value, F_OK) < 0) {
+			if (!value || (ms != -1 && now_ms() >= deadline) || stop_requested) {
+				say("FAIL await: no file '%s'", value ? value : "");
+				return false;
+			}
+			sleep_ms(10);
+		}
 		return true;
 	}
 	if (strcmp(step, "status") == 0) {
@@ -589,6 +616,7 @@ static void usage(FILE *f)
 	      "  mmap[=ERR]       map the first page of region 0\n"
 	      "  sigbus, touch    touching the mapping raises SIGBUS / reads\n"
 	      "  ready=FILE       create FILE (tells a script this step is reached)\n"
+	      "  await=FILE[/MS]  wait until FILE exists (default 30000 ms, -1: forever)\n"
 	      "  sleep=MS\n", f);
 }
 
