@@ -22,7 +22,10 @@
 #include "cleanup.h"
 
 /* The system calls vfio.c makes; vfio_sys_kernel() gives the real ones. Each returns ≥ 0 or
- * -errno (not -1/errno). */
+ * -errno (not -1/errno). ioctl's arg is the pointer or, for requests that take a value
+ * (VFIO_SET_IOMMU, VFIO_CHECK_EXTENSION), the value cast to a pointer.
+ * The eventfds made through eventfd() must be real eventfds whatever the VfioSys (a fake makes
+ * them with eventfd(2) too): the event loop polls them, and vfio.c reads them with read(2). */
 typedef struct VfioSys {
         int (*openat)(void *userdata, int dirfd, const char *path, int flags);
         int (*ioctl)(void *userdata, int fd, unsigned long request, void *arg);
@@ -49,8 +52,13 @@ typedef struct VfioDevice VfioDevice;
 
 /* sysfs_fd: /sys (or a fixture tree laid out like it); dev_fd: /dev (or a fixture). The
  * backend borrows both fds and sys. path: _VFIO_PATH_INVALID picks cdev where dev_fd has
- * vfio/devices, else group. */
+ * vfio/devices (looked up through sys->openat), else group.
+ * The held devices of one backend share: on the group path one group fd and one container per
+ * IOMMU group, on the cdev path one iommufd with one IOAS (devices of one IOMMU group must share
+ * both). Each is opened with the first device that needs it and closed with the last. */
 int vfio_backend_new(const VfioSys *sys, int sysfs_fd, int dev_fd, VfioPath path, VfioBackend **ret);
+/* Drops the caller's reference: devices still open keep what they need (sys must stay valid
+ * until the last is closed), so the order of freeing does not matter. */
 VfioBackend *vfio_backend_free(VfioBackend *b);
 DEFINE_TRIVIAL_CLEANUP_FUNC(VfioBackend *, vfio_backend_free)
 VfioPath vfio_backend_path(const VfioBackend *b);
@@ -58,14 +66,23 @@ VfioPath vfio_backend_path(const VfioBackend *b);
 /* Holds the device named name (its directory is bus/<bus>/devices/<name> under sysfs_fd; bus is
  * "pci" or "platform"): opens it, checks that it is one device of the kind expected, creates
  * the wake-up eventfd and registers the request eventfd (VFIO_PCI_REQ_IRQ_INDEX for PCI, the
- * device's own request index otherwise, found with VFIO_DEVICE_GET_IRQ_INFO).
- * Errors: -EBUSY another process holds the device or its group; -ENODEV it has gone or is not
- * bound to a VFIO driver; -EPERM/-EACCES no access; other -errno from the kernel. On failure
- * nothing stays open. */
+ * device's own request index otherwise, found with VFIO_DEVICE_GET_IRQ_INFO: the highest index
+ * offering one eventfd that is not a maskable device interrupt — index 0 on vfio_pm_sim).
+ * Every ioctl this module issues on the device fd besides the low-power features happens here,
+ * before any entry. All fds are O_CLOEXEC, the eventfds also EFD_NONBLOCK.
+ * Errors: -EBUSY another process holds the device or its group, this backend holds the device
+ * already, or its group is not viable (another device of the group is bound to a host driver:
+ * retry when that changes, as for a holder); -ENODEV it has gone or is not bound to a VFIO
+ * driver; -EPERM/-EACCES no access; -EOPNOTSUPP no request IRQ (the kernel could not ask for
+ * the device back, so an unbind would hang: never held) or no usable IOMMU type; -EPROTO the
+ * kernel describes the device unlike its bus (a PCI device without VFIO_DEVICE_FLAGS_PCI);
+ * -EINVAL bad bus or name; other -errno from the kernel. On failure nothing stays open. */
 int vfio_device_open(VfioBackend *b, const char *bus, const char *name, VfioDevice **ret);
 
 /* Closes the device fd (and the group/container or iommufd when it was the last user): the
- * kernel may give the device to the next opener at once. Accepts NULL, returns NULL. */
+ * kernel may give the device to the next opener at once. Nothing is issued first, in low power
+ * or not: closing the device fd is enough (vfio_pci_core_close_device() ends any low-power entry
+ * and drops the request and wake-up eventfds). Accepts NULL, returns NULL. */
 VfioDevice *vfio_device_close(VfioDevice *d);
 DEFINE_TRIVIAL_CLEANUP_FUNC(VfioDevice *, vfio_device_close)
 
@@ -79,10 +96,14 @@ int vfio_device_wake_fd(const VfioDevice *d);
  * must close it promptly. Owned by the device. */
 int vfio_device_request_fd(const VfioDevice *d);
 
-/* VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP (wakeup) or _LOW_POWER_ENTRY. */
+/* VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP with the wake fd (wakeup) or
+ * _LOW_POWER_ENTRY. The kernel's rules stand (SPEC §1, tests/conformance/README.md): an entry
+ * while a plain entry is in force is -EINVAL (exit first); an entry while a wake-up entry is in
+ * force is an ioctl, so it first wakes the device and the wake fd fires once for it. */
 int vfio_device_enter(VfioDevice *d, bool wakeup);
 
-/* VFIO_DEVICE_FEATURE_LOW_POWER_EXIT. */
+/* VFIO_DEVICE_FEATURE_LOW_POWER_EXIT; 0 with nothing in force. May itself fire the wake fd once
+ * when a wake-up entry was in force and the device suspended. */
 int vfio_device_exit(VfioDevice *d);
 
 /* Reads and resets the wake-up eventfd's count: 0 (and success) when it has not fired. */

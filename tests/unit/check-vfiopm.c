@@ -11,6 +11,7 @@ static Suite *(*const suites[])(void) = {
         policy_file_suite,
         sysfs_suite,
         udev_monitor_suite,
+        vfio_suite,
 };
 
 int main(void) {

@@ -9,3 +9,4 @@ Suite *policy_suite(void);
 Suite *policy_file_suite(void);
 Suite *sysfs_suite(void);
 Suite *udev_monitor_suite(void);
+Suite *vfio_suite(void);
