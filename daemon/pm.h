@@ -1,12 +1,34 @@
 #pragma once
 
 /* pm: the per-device state machine of SPEC §3. It owns one device's held VFIO fd (through
- * vfio.h), its timers (as a single deadline the event loop arms) and the sysfs knobs it changed
- * (power/control, d3cold_allowed), and it counts wakes, arms and time armed.
+ * PmVfioOps, by default vfio.h), its timers (as a single deadline the event loop arms) and the
+ * sysfs knobs it changed (power/control, d3cold_allowed), and it counts wakes, arms and time
+ * armed.
  *
- * It does no I/O of its own besides what PmEnv and vfio.h give it and never blocks: the daemon
- * passes real ones, the unit tests a fake backend and a fake clock. Events come in through the
- * pm_device_*() calls; what the outside must know comes out through PmEnv callbacks. */
+ * It does no I/O of its own besides what PmEnv, PmVfioOps and sysfs.h (the device's directory)
+ * give it, never blocks and never logs: the daemon passes real ones, the unit tests a fake
+ * backend and a fake clock. Events come in through the pm_device_*() calls; what the outside must
+ * know comes out through PmEnv callbacks, which must not call the event functions back.
+ *
+ * The rules it keeps:
+ *   - kernel and on never open the device; auto and wakeup hold it. A held device goes
+ *     idle (arm_delay_ms) → armed; on wakeup a fired eventfd makes it woken (rearm_delay_ms) →
+ *     armed, or flapping (flap_hold_s) → armed when the wake is the (flap_max_wakes + 1)-th inside
+ *     flap_window_s. Every state passed through is reported, even with a zero delay
+ *     (kernel → idle → armed, armed → woken → armed), but a zero delay arms no timer.
+ *   - No entry is ever issued while one is in force: a re-entry follows a fired wake-up entry
+ *     (consumed by the kernel) or a LOW_POWER_EXIT, and nothing but the low-power features
+ *     and close() reaches an armed device. Should the kernel still answer EINVAL (an entry it
+ *     keeps in force that the daemon believed consumed, tests/conformance case 26), the entry
+ *     is retried once after a LOW_POWER_EXIT instead of being an error.
+ *   - The deadline is USEC_INFINITY in armed, kernel, on, busy and released: an idle daemon
+ *     sleeps.
+ *   - sysfs: power/control = on only in mode on, put back when the mode changes and on free.
+ *     d3cold applies in every mode (d3cold_allowed governs the kernel's idle PM of an unopened
+ *     device as much as a held one): written as the policy says, put back when it goes back to
+ *     null and on free; an armed device exits around the write (the write resumes it). A device
+ *     without the attribute (platform) is left alone silently. While released nothing is
+ *     touched: the policy of the moment is applied at Claim. */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -19,6 +41,11 @@ typedef uint64_t usec_t;
 #define USEC_INFINITY ((usec_t) UINT64_MAX)
 #define USEC_PER_MSEC UINT64_C(1000)
 #define USEC_PER_SEC UINT64_C(1000000)
+
+/* Error backoff: 1 s after the first failure, doubled after each failed retry, at most 60 s;
+ * back to 1 s once an operation succeeds. */
+#define PM_BACKOFF_MIN_USEC (1 * USEC_PER_SEC)
+#define PM_BACKOFF_MAX_USEC (60 * USEC_PER_SEC)
 
 /* SPEC §3, reported everywhere with these exact words. */
 typedef enum PmState {
@@ -40,16 +67,38 @@ PmState pm_state_from_string(const char *s);
 
 typedef struct PmDevice PmDevice;
 
-/* What the state machine needs from the daemon. */
+/* How pm reaches the device: the vfio.h calls it makes, behind a table so that the unit tests
+ * drive the state machine through a fake. handle is what open gave; userdata is
+ * PmEnv.vfio_userdata. Same contracts as the vfio.h functions they stand for. */
+typedef struct PmVfioOps {
+        int (*open)(void *userdata, const char *bus, const char *name, void **ret_handle);
+        void (*close)(void *userdata, void *handle);
+        int (*enter)(void *userdata, void *handle, bool wakeup);
+        int (*exit)(void *userdata, void *handle);
+        int (*read_wake)(void *userdata, void *handle, uint64_t *ret_count);
+        int (*read_request)(void *userdata, void *handle, uint64_t *ret_count);
+        int (*wake_fd)(void *userdata, void *handle);
+        int (*request_fd)(void *userdata, void *handle);
+} PmVfioOps;
+
+/* Forwards to vfio.h: userdata is the VfioBackend, handle the VfioDevice. */
+const PmVfioOps *pm_vfio_ops_default(void);
+
+/* What the state machine needs from the daemon. Copied by pm_device_new(). */
 typedef struct PmEnv {
         VfioBackend *backend;
+        /* NULL: pm_vfio_ops_default() with backend as its userdata. */
+        const PmVfioOps *vfio_ops;
+        void *vfio_userdata;
         /* CLOCK_MONOTONIC and CLOCK_REALTIME, in µs. */
         usec_t (*now)(void *userdata);
         usec_t (*now_realtime)(void *userdata);
-        /* The device's deadline changed (pm_device_deadline()); USEC_INFINITY: no timer. */
+        /* The device's deadline changed (pm_device_deadline()); USEC_INFINITY: no timer. Also
+         * called, with the deadline unchanged, when the timer fired before it (re-arm it). */
         void (*deadline_changed)(void *userdata, PmDevice *d);
         /* The device's fds changed: a held device has a wake and a request fd to watch
-         * (pm_device_vfio()), a closed one none. */
+         * (pm_device_wake_fd(), pm_device_request_fd()), a closed one none. On close it is
+         * called before the fds are closed, so the watcher drops them while they are valid. */
         void (*fds_changed)(void *userdata, PmDevice *d);
         /* State changed from old to pm_device_state(d); the daemon logs it and signals it. */
         void (*state_changed)(void *userdata, PmDevice *d, PmState old);
@@ -57,34 +106,69 @@ typedef struct PmEnv {
 } PmEnv;
 
 /* bus, name: as for vfio_device_open(); dev_dir_fd: the device's sysfs directory (borrowed),
- * where power/control and d3cold_allowed live. The device starts in PM_STATE_KERNEL, not held,
- * with the default policy; pm_device_set_policy() gives it its first decision. */
+ * where power/control, d3cold_allowed and power/runtime_suspended_time live. The device starts
+ * in PM_STATE_KERNEL, not held, with the default policy; pm_device_set_policy() gives it its
+ * first decision. */
 int pm_device_new(const PmEnv *env, const char *bus, const char *name, int dev_dir_fd, PmDevice **ret);
-/* Closes the device if held and restores what the daemon changed in sysfs. */
+/* Closes the device if held (calling fds_changed only) and restores what the daemon changed in
+ * sysfs (power/control, d3cold_allowed). */
 PmDevice *pm_device_free(PmDevice *d);
 DEFINE_TRIVIAL_CLEANUP_FUNC(PmDevice *, pm_device_free)
 
-/* Events. Each returns ≥ 0 or -errno; a failure is also kept as the device's last error. */
-int pm_device_set_policy(PmDevice *d, const PolicyValues *policy);   /* start, reload */
-int pm_device_claim(PmDevice *d);       /* D-Bus Claim; udev event for a busy device */
-int pm_device_release(PmDevice *d);     /* D-Bus Release: returns once the fd is closed */
-int pm_device_wake(PmDevice *d);        /* D-Bus Wake: LOW_POWER_EXIT, then as after a wake */
-int pm_device_handle_wake(PmDevice *d);    /* the wake-up eventfd is readable */
-int pm_device_handle_request(PmDevice *d); /* the request eventfd is readable: close now */
-int pm_device_handle_timer(PmDevice *d);   /* the deadline has passed */
+/* Events. Each returns ≥ 0 or -errno; a failure of the device or the kernel is also kept as the
+ * device's last error. The two caller errors are not:
+ *   -ENOTCONN  the device is not held and not wanted (mode kernel or on): Release and Wake have
+ *              nothing to act on (D-Bus: org.vfiopm1.Error.NotHeld);
+ * and -EBUSY from Claim (or a policy that wants the device) means another process holds it:
+ * the device is busy (D-Bus: org.vfiopm1.Error.Busy). */
+
+/* Start, reload. A device in busy or error with the same mode keeps waiting (for Claim, for its
+ * backoff); released ignores the policy until Claim (it is remembered, and applied then). */
+int pm_device_set_policy(PmDevice *d, const PolicyValues *policy);
+/* D-Bus Claim, and udev events for a busy device: ends released, retries busy and error at
+ * once; 0 and nothing done in any other state. */
+int pm_device_claim(PmDevice *d);
+/* D-Bus Release: returns once the fd is closed; the device stays released whatever the policy
+ * until pm_device_claim(). From busy and error too (no retry may grab the device the caller
+ * is about to open); 0 when released already; -ENOTCONN in modes kernel and on. */
+int pm_device_release(PmDevice *d);
+/* D-Bus Wake: on an armed device LOW_POWER_EXIT, then woken as after a wake (rearm_delay_ms).
+ * Not counted as a wake, and not seen by the flap guard: wakes count what the device did.
+ * 0 on a held device already in D0; -ENOTCONN when not held. */
+int pm_device_wake(PmDevice *d);
+/* The wake-up eventfd is readable: a wake of an armed wakeup device (counted); anything else
+ * (a signal from LOW_POWER_EXIT, a stale one) is drained and ignored. */
+int pm_device_handle_wake(PmDevice *d);
+/* The request eventfd is readable: the kernel wants the device (driver unbind, hot-unplug).
+ * Closes it at once and goes released: the device is leaving vfio, and nothing re-opens it
+ * unless Claim says so. */
+int pm_device_handle_request(PmDevice *d);
+/* The deadline has passed. */
+int pm_device_handle_timer(PmDevice *d);
 
 PmState pm_device_state(const PmDevice *d);
 const char *pm_device_name(const PmDevice *d);
 PolicyMode pm_device_mode(const PmDevice *d);
 usec_t pm_device_deadline(const PmDevice *d);
-VfioDevice *pm_device_vfio(const PmDevice *d);  /* NULL while not held */
-const char *pm_device_last_error(const PmDevice *d); /* "" when none */
+bool pm_device_held(const PmDevice *d);
+/* The held device's eventfds; -EBADF while not held. */
+int pm_device_wake_fd(const PmDevice *d);
+int pm_device_request_fd(const PmDevice *d);
+/* With the default ops, the held VfioDevice; NULL while not held or with other ops. */
+VfioDevice *pm_device_vfio(const PmDevice *d);
+/* "LOW_POWER_ENTRY_WITH_WAKEUP: Input/output error"; "" when none. Kept after recovery until
+ * the next failure replaces it. */
+const char *pm_device_last_error(const PmDevice *d);
 
 typedef struct PmCounters {
-        uint64_t wakes;                 /* wake-up eventfd fired */
+        uint64_t wakes;                 /* wake-up eventfd fired on an armed device */
         uint64_t arms;                  /* successful entries */
         usec_t low_power_usec;          /* time armed, up to now */
         usec_t last_wake_realtime_usec; /* 0: never */
 } PmCounters;
 
 void pm_device_counters(const PmDevice *d, PmCounters *ret);
+
+/* The kernel's own residency: power/runtime_suspended_time (ms) of the device. Reading it never
+ * wakes the device. */
+int pm_device_kernel_suspended_msec(PmDevice *d, uint64_t *ret);

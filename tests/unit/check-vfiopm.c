@@ -7,6 +7,7 @@
 static Suite *(*const suites[])(void) = {
         device_suite,
         log_suite,
+        pm_suite,
         policy_suite,
         policy_file_suite,
         sysfs_suite,

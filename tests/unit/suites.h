@@ -5,6 +5,7 @@
 /* One suite per daemon module, each in tests/unit/test-MODULE.c; check-vfiopm.c runs them all. */
 Suite *device_suite(void);
 Suite *log_suite(void);
+Suite *pm_suite(void);
 Suite *policy_suite(void);
 Suite *policy_file_suite(void);
 Suite *sysfs_suite(void);

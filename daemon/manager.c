@@ -1,0 +1,480 @@
+#include <errno.h>
+#include <json-c/linkhash.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+
+#include "device.h"
+#include "log.h"
+#include "manager.h"
+#include "sysfs.h"
+#include "udev-monitor.h"
+
+struct ManagedDevice {
+        Manager *manager;
+        DeviceInfo *info;
+        PmDevice *pm;
+        int dir_fd;                     /* the device's sysfs directory */
+        EffectivePolicy *policy;
+        struct event *timer;
+        struct event *wake_event;
+        struct event *request_event;
+};
+
+struct Manager {
+        ManagerConfig config;
+        struct event_base *base;
+        struct event *sighup, *sigterm, *sigint, *watchdog;
+        DeviceMonitor *monitor;
+        VfioBackend *backend;
+        PolicySet *policy;
+        PmEnv pm_env;
+        struct lh_table *devices;       /* name → ManagedDevice */
+        ManagedDevice **sorted;         /* manager_devices() */
+        bool started;
+        int exit_code;
+};
+
+static usec_t now_clock(clockid_t id) {
+        struct timespec ts;
+
+        (void) clock_gettime(id, &ts);
+        return (usec_t) ts.tv_sec * USEC_PER_SEC + (usec_t) ts.tv_nsec / 1000;
+}
+
+static usec_t env_now(void *userdata) {
+        return now_clock(CLOCK_MONOTONIC);
+}
+
+static usec_t env_now_realtime(void *userdata) {
+        return now_clock(CLOCK_REALTIME);
+}
+
+static ManagedDevice *device_of(Manager *m, PmDevice *pm) {
+        return manager_find_device(m, pm_device_name(pm));
+}
+
+static void timeval_from_usec(struct timeval *tv, usec_t u) {
+        tv->tv_sec = (time_t) (u / USEC_PER_SEC);
+        tv->tv_usec = (suseconds_t) (u % USEC_PER_SEC);
+}
+
+static void env_deadline_changed(void *userdata, PmDevice *pm) {
+        Manager *m = userdata;
+        ManagedDevice *d = device_of(m, pm);
+        usec_t deadline = pm_device_deadline(pm), now;
+        struct timeval tv;
+
+        if (!d || !d->timer)
+                return;
+        if (deadline == USEC_INFINITY) {
+                (void) evtimer_del(d->timer);
+                return;
+        }
+        now = env_now(NULL);
+        timeval_from_usec(&tv, deadline > now ? deadline - now : 0);
+        if (evtimer_add(d->timer, &tv) < 0)
+                log_device_error(pm_device_name(pm), "Failed to arm the timer");
+}
+
+static void on_device_timer(evutil_socket_t fd, short what, void *userdata) {
+        ManagedDevice *d = userdata;
+
+        (void) pm_device_handle_timer(d->pm);
+}
+
+static void on_device_wake(evutil_socket_t fd, short what, void *userdata) {
+        ManagedDevice *d = userdata;
+
+        (void) pm_device_handle_wake(d->pm);
+}
+
+static void on_device_request(evutil_socket_t fd, short what, void *userdata) {
+        ManagedDevice *d = userdata;
+
+        log_device_info(d->info->name, "The kernel asks for the device back, closing it");
+        (void) pm_device_handle_request(d->pm);
+}
+
+static void device_events_free(ManagedDevice *d) {
+        if (d->wake_event) {
+                event_free(d->wake_event);
+                d->wake_event = NULL;
+        }
+        if (d->request_event) {
+                event_free(d->request_event);
+                d->request_event = NULL;
+        }
+}
+
+static void env_fds_changed(void *userdata, PmDevice *pm) {
+        Manager *m = userdata;
+        ManagedDevice *d = device_of(m, pm);
+
+        if (!d)
+                return;
+        device_events_free(d);
+        if (!pm_device_held(pm))
+                return;
+        d->wake_event = event_new(m->base, pm_device_wake_fd(pm), EV_READ|EV_PERSIST, on_device_wake, d);
+        d->request_event = event_new(m->base, pm_device_request_fd(pm), EV_READ|EV_PERSIST, on_device_request, d);
+        if (!d->wake_event || !d->request_event ||
+            event_add(d->wake_event, NULL) < 0 || event_add(d->request_event, NULL) < 0)
+                log_device_error(d->info->name, "Failed to watch the device's eventfds");
+}
+
+/* "3 devices: 2 armed, 1 kernel" */
+static void notify_status(Manager *m) {
+        size_t count[_PM_STATE_MAX] = {}, n = 0;
+        char buf[512];
+        int len;
+        struct lh_entry *e;
+
+        if (!m->started)
+                return;
+        lh_foreach(m->devices, e) {
+                const ManagedDevice *d = lh_entry_v(e);
+                count[pm_device_state(d->pm)]++;
+                n++;
+        }
+        len = snprintf(buf, sizeof(buf), "STATUS=%zu device%s", n, n == 1 ? "" : "s");
+        for (int s = 0; s < _PM_STATE_MAX && len > 0 && (size_t) len < sizeof(buf); s++) {
+                if (count[s] == 0)
+                        continue;
+                len += snprintf(buf + len, sizeof(buf) - (size_t) len, "%s %zu %s",
+                                len > 0 && strchr(buf, ':') ? "," : ":", count[s], pm_state_to_string(s));
+        }
+        (void) sd_notify(0, buf);
+}
+
+static void env_state_changed(void *userdata, PmDevice *pm, PmState old) {
+        Manager *m = userdata;
+        PmState new = pm_device_state(pm);
+        const char *error = pm_device_last_error(pm);
+
+        /* wakes and re-arms are the routine of a held device: debug, as SPEC §4 asks */
+        if ((old == PM_STATE_ARMED && new == PM_STATE_WOKEN) || (old == PM_STATE_WOKEN && new == PM_STATE_ARMED))
+                log_device_debug(pm_device_name(pm), "%s → %s", pm_state_to_string(old), pm_state_to_string(new));
+        else if (new == PM_STATE_ERROR)
+                log_device_warning(pm_device_name(pm), "%s → %s: %s", pm_state_to_string(old),
+                                   pm_state_to_string(new), error);
+        else
+                log_device_info(pm_device_name(pm), "%s → %s", pm_state_to_string(old), pm_state_to_string(new));
+        notify_status(m);
+}
+
+static int device_apply_policy(Manager *m, ManagedDevice *d) {
+        _cleanup_(effective_policy_freep) EffectivePolicy *p = NULL;
+        DeviceFacts facts;
+        int r;
+
+        device_info_facts(d->info, &facts);
+        r = policy_set_evaluate(m->policy, &facts, &p);
+        if (r < 0)
+                return log_device_error_errno(d->info->name, r, "Failed to evaluate the policy: %m");
+        effective_policy_free(d->policy);
+        d->policy = TAKE_PTR(p);
+        r = pm_device_set_policy(d->pm, &d->policy->values);
+        if (r < 0)
+                log_device_debug(d->info->name, "Policy applied, with an error: %s", pm_device_last_error(d->pm));
+        return 0;
+}
+
+static ManagedDevice *managed_device_free(ManagedDevice *d) {
+        if (!d)
+                return NULL;
+        /* pm first: closing may still call back (fds, state) */
+        d->pm = pm_device_free(d->pm);
+        device_events_free(d);
+        if (d->timer)
+                event_free(d->timer);
+        effective_policy_free(d->policy);
+        device_info_free(d->info);
+        (void) safe_close(d->dir_fd);
+        free(d);
+        return NULL;
+}
+
+static int device_add(Manager *m, const char *bus, const char *name) {
+        ManagedDevice *d;
+        char path[512];
+        int r;
+
+        if (manager_find_device(m, name))
+                return 0;
+
+        d = calloc(1, sizeof(*d));
+        if (!d)
+                return log_oom();
+        d->manager = m;
+        d->dir_fd = -EBADF;
+
+        r = device_info_read(m->config.sysfs_fd, bus, name, &d->info);
+        if (r < 0) {
+                managed_device_free(d);
+                return log_device_warning_errno(name, r, "Failed to read the device's sysfs attributes, ignoring: %m");
+        }
+        (void) snprintf(path, sizeof(path), "bus/%s/devices/%s", bus, name);
+        r = sysfs_open_dir(m->config.sysfs_fd, path, &d->dir_fd);
+        if (r >= 0)
+                r = pm_device_new(&m->pm_env, bus, name, d->dir_fd, &d->pm);
+        d->timer = evtimer_new(m->base, on_device_timer, d);
+        if (r < 0 || !d->timer) {
+                managed_device_free(d);
+                return log_device_error_errno(name, r < 0 ? r : -ENOMEM, "Failed to set up the device: %m");
+        }
+        if (lh_table_insert(m->devices, d->info->name, d) < 0) {
+                managed_device_free(d);
+                return log_oom();
+        }
+        log_device_info(name, "Found %s device (driver %s, iommu group %d)", bus, d->info->driver ?: "none",
+                        d->info->iommu_group);
+        return device_apply_policy(m, d);
+}
+
+static void device_remove(Manager *m, const char *name) {
+        ManagedDevice *d = manager_find_device(m, name);
+
+        if (!d)
+                return;
+        log_device_info(name, "Gone from its VFIO driver, forgetting it");
+        /* out of the table first, so that what pm reports while closing finds nothing */
+        (void) lh_table_delete(m->devices, name);
+        managed_device_free(d);
+        notify_status(m);
+}
+
+static void on_device_event(void *userdata, DeviceEvent event, const char *bus, const char *name) {
+        Manager *m = userdata;
+        ManagedDevice *d;
+
+        switch (event) {
+        case DEVICE_EVENT_VFIO_ADD:
+                (void) device_add(m, bus, name);
+                break;
+        case DEVICE_EVENT_VFIO_REMOVE:
+                device_remove(m, name);
+                break;
+        case DEVICE_EVENT_CHANGE:
+                d = manager_find_device(m, name);
+                if (d && pm_device_state(d->pm) == PM_STATE_BUSY)
+                        (void) pm_device_claim(d->pm);
+                else if (!d && bus && device_is_vfio(m->config.sysfs_fd, bus, name))
+                        (void) device_add(m, bus, name);
+                break;
+        case _DEVICE_EVENT_MAX:
+        case _DEVICE_EVENT_INVALID:
+                break;
+        }
+}
+
+static void on_sighup(evutil_socket_t fd, short what, void *userdata) {
+        Manager *m = userdata;
+
+        log_info("Reloading policy (SIGHUP)");
+        (void) sd_notify(0, "RELOADING=1");
+        (void) manager_reload(m);
+        (void) sd_notify(0, "READY=1");
+        notify_status(m);
+}
+
+static void on_sigterm(evutil_socket_t fd, short what, void *userdata) {
+        Manager *m = userdata;
+
+        log_info("Stopping (signal %d)", (int) fd);
+        manager_stop(m);
+}
+
+static void on_watchdog(evutil_socket_t fd, short what, void *userdata) {
+        (void) sd_notify(0, "WATCHDOG=1");
+}
+
+int manager_new(const ManagerConfig *config, Manager **ret) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        struct event_config *ec;
+        int r;
+
+        m = calloc(1, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        m->config = *config;
+
+        /* epoll, and no timer that libevent itself would run */
+        ec = event_config_new();
+        if (!ec)
+                return -ENOMEM;
+        (void) event_config_avoid_method(ec, "select");
+        (void) event_config_avoid_method(ec, "poll");
+        m->base = event_base_new_with_config(ec);
+        event_config_free(ec);
+        if (!m->base)
+                return -ENOMEM;
+
+        m->devices = lh_kchar_table_new(64, NULL);
+        if (!m->devices)
+                return -ENOMEM;
+
+        r = policy_set_new(&m->policy);
+        if (r < 0)
+                return r;
+        r = vfio_backend_new(vfio_sys_kernel(), config->sysfs_fd, config->dev_fd, config->vfio_path, &m->backend);
+        if (r < 0)
+                return r;
+
+        m->pm_env = (PmEnv) {
+                .backend = m->backend,
+                .now = env_now,
+                .now_realtime = env_now_realtime,
+                .deadline_changed = env_deadline_changed,
+                .fds_changed = env_fds_changed,
+                .state_changed = env_state_changed,
+                .userdata = m,
+        };
+
+        m->sighup = evsignal_new(m->base, SIGHUP, on_sighup, m);
+        m->sigterm = evsignal_new(m->base, SIGTERM, on_sigterm, m);
+        m->sigint = evsignal_new(m->base, SIGINT, on_sigterm, m);
+        if (!m->sighup || !m->sigterm || !m->sigint ||
+            event_add(m->sighup, NULL) < 0 || event_add(m->sigterm, NULL) < 0 || event_add(m->sigint, NULL) < 0)
+                return -ENOMEM;
+
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+Manager *manager_free(Manager *m) {
+        if (!m)
+                return NULL;
+        /* devices first, each out of the table before it is closed: closing calls back */
+        m->started = false;
+        while (m->devices && m->devices->head) {
+                ManagedDevice *d = lh_entry_v(m->devices->head);
+
+                (void) lh_table_delete(m->devices, d->info->name);
+                managed_device_free(d);
+        }
+        if (m->devices)
+                lh_table_free(m->devices);
+        free(m->sorted);
+        device_monitor_free(m->monitor);
+        policy_set_free(m->policy);
+        vfio_backend_free(m->backend);
+        if (m->watchdog)
+                event_free(m->watchdog);
+        if (m->sighup)
+                event_free(m->sighup);
+        if (m->sigterm)
+                event_free(m->sigterm);
+        if (m->sigint)
+                event_free(m->sigint);
+        if (m->base)
+                event_base_free(m->base);
+        free(m);
+        return NULL;
+}
+
+static void log_policy_errors(Manager *m) {
+        for (size_t i = 0; i < m->policy->n_errors; i++)
+                log_error("%s", m->policy->errors[i]);
+}
+
+int manager_reload(Manager *m) {
+        struct lh_entry *e;
+        int r;
+
+        r = policy_set_load(m->policy, m->config.root_fd, m->config.policy_dirs);
+        if (r < 0)
+                return log_error_errno(r, "Failed to load the policy: %m");
+        log_policy_errors(m);
+        lh_foreach(m->devices, e)
+                (void) device_apply_policy(m, lh_entry_v(e));
+        return r;
+}
+
+int manager_start(Manager *m) {
+        uint64_t watchdog_usec;
+        int r;
+
+        r = manager_reload(m);
+        if (r < 0)
+                return r;
+
+        /* listen first, then enumerate: what changes in between queues on the socket */
+        r = device_monitor_new(m->base, on_device_event, m, &m->monitor);
+        if (r < 0)
+                return log_error_errno(r, "Failed to listen to udev: %m");
+        r = device_enumerate_vfio(on_device_event, m);
+        if (r < 0)
+                return log_error_errno(r, "Failed to enumerate VFIO devices: %m");
+
+        if (sd_watchdog_enabled(false, &watchdog_usec) > 0) {
+                struct timeval tv;
+
+                timeval_from_usec(&tv, watchdog_usec / 2);
+                m->watchdog = event_new(m->base, -1, EV_PERSIST, on_watchdog, m);
+                if (!m->watchdog || event_add(m->watchdog, &tv) < 0)
+                        return log_error_errno(-ENOMEM, "Failed to start the watchdog timer: %m");
+        }
+
+        m->started = true;
+        (void) sd_notify(0, "READY=1");
+        notify_status(m);
+        log_info("Started with %d VFIO device%s, %zu policy error%s", lh_table_length(m->devices),
+                 lh_table_length(m->devices) == 1 ? "" : "s", m->policy->n_errors,
+                 m->policy->n_errors == 1 ? "" : "s");
+        return 0;
+}
+
+int manager_run(Manager *m) {
+        if (event_base_dispatch(m->base) < 0)
+                return log_error_errno(-EIO, "The event loop failed");
+        (void) sd_notify(0, "STOPPING=1");
+        return 0;
+}
+
+void manager_stop(Manager *m) {
+        (void) event_base_loopbreak(m->base);
+}
+
+struct event_base *manager_event_base(Manager *m) {
+        return m->base;
+}
+
+const PolicySet *manager_policy(const Manager *m) {
+        return m->policy;
+}
+
+ManagedDevice *manager_find_device(Manager *m, const char *name) {
+        void *v = NULL;
+
+        if (!name || !lh_table_lookup_ex(m->devices, name, &v))
+                return NULL;
+        return v;
+}
+
+static int device_compare(const void *a, const void *b) {
+        const ManagedDevice *x = *(ManagedDevice *const *) a, *y = *(ManagedDevice *const *) b;
+
+        return strcmp(x->info->name, y->info->name);
+}
+
+int manager_devices(Manager *m, ManagedDevice ***ret, size_t *ret_n) {
+        size_t n = 0, size = (size_t) lh_table_length(m->devices);
+        ManagedDevice **a;
+        struct lh_entry *e;
+
+        a = realloc(m->sorted, (size + 1) * sizeof(*a));
+        if (!a)
+                return -ENOMEM;
+        m->sorted = a;
+        lh_foreach(m->devices, e)
+                a[n++] = lh_entry_v(e);
+        a[n] = NULL;
+        qsort(a, n, sizeof(*a), device_compare);
+        *ret = a;
+        *ret_n = n;
+        return 0;
+}

@@ -1,0 +1,49 @@
+#pragma once
+
+/* manager: the daemon's one event loop (libevent on epoll) and what hangs off it: the table of
+ * VFIO devices (from udev-monitor), their policy (policy-file), their state machines (pm) with
+ * their eventfds and deadlines, signals (SIGHUP reload, SIGTERM/SIGINT stop) and sd_notify.
+ * No timer runs unless a device waits on a deadline or systemd's watchdog is on. */
+
+#include <event2/event.h>
+#include <stdbool.h>
+
+#include "cleanup.h"
+#include "pm.h"
+#include "policy-file.h"
+
+typedef struct Manager Manager;
+
+typedef struct ManagerConfig {
+        char **policy_dirs;     /* absolute; borrowed */
+        int root_fd;            /* "/": the policy directories are opened below it */
+        int sysfs_fd;           /* "/sys" */
+        int dev_fd;             /* "/dev" */
+        VfioPath vfio_path;     /* _VFIO_PATH_INVALID: pick */
+} ManagerConfig;
+
+int manager_new(const ManagerConfig *config, Manager **ret);
+/* Closes every held device (the kernel takes them back) and restores what was changed in sysfs. */
+Manager *manager_free(Manager *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free)
+
+/* Loads the policy, starts listening to udev, takes every present device's first decision and
+ * tells systemd READY=1. */
+int manager_start(Manager *m);
+
+/* Runs the loop until SIGTERM/SIGINT or manager_stop(). */
+int manager_run(Manager *m);
+void manager_stop(Manager *m);
+
+/* Re-reads the policy files and applies the result to every device (SIGHUP, D-Bus Reload).
+ * Returns the number of policy errors (files keeping their last good content). */
+int manager_reload(Manager *m);
+
+struct event_base *manager_event_base(Manager *m);
+const PolicySet *manager_policy(const Manager *m);
+
+/* The devices, for the bus and the CLI: a NULL-terminated array in name order, borrowed until
+ * the next turn of the loop. */
+typedef struct ManagedDevice ManagedDevice;
+int manager_devices(Manager *m, ManagedDevice ***ret, size_t *ret_n);
+ManagedDevice *manager_find_device(Manager *m, const char *name);

@@ -1,0 +1,898 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pm.h"
+#include "sysfs.h"
+
+#define POWER_CONTROL "power/control"
+#define D3COLD_ALLOWED "d3cold_allowed"
+#define RUNTIME_SUSPENDED_TIME "power/runtime_suspended_time"
+
+/* What the kernel has in force on the held device, as far as the daemon knows. */
+typedef enum PmEntry {
+        PM_ENTRY_NONE,
+        PM_ENTRY_PLAIN,
+        PM_ENTRY_WAKEUP,
+} PmEntry;
+
+struct PmDevice {
+        PmEnv env;
+        const PmVfioOps *ops;
+        void *ops_userdata;
+        char *bus;
+        char *name;
+        int dir_fd;                     /* borrowed */
+
+        PolicyValues policy;
+        bool have_policy;               /* set_policy() was called */
+        bool released;                  /* Release or request: not held until Claim */
+
+        PmState state;
+        usec_t deadline;
+        usec_t phase_start;             /* idle, woken, flapping: when the wait began */
+        usec_t backoff_usec;            /* error: the delay before this retry; 0: not in error */
+
+        void *vfio;                     /* the handle while held */
+        PmEntry in_force;
+
+        char last_error[128];
+
+        /* counters */
+        uint64_t wakes;
+        uint64_t arms;
+        usec_t low_power_usec;          /* finished armed intervals */
+        usec_t armed_since;             /* USEC_INFINITY: not armed */
+        usec_t last_wake_realtime_usec;
+
+        /* Flap guard: the times of the last wakes, at most flap_max_wakes of them. Filled in
+         * order (flap_n < flap_max_wakes), then a ring whose oldest entry is at flap_head. A wake
+         * is the (N + 1)-th inside the window when N earlier wakes are stored and the oldest of
+         * them is less than flap_window_s old. Grown on demand, so that a large flap_max_wakes
+         * costs memory only under a storm. */
+        usec_t *flap_times;
+        size_t flap_n, flap_head, flap_alloc;
+
+        /* sysfs values found before the daemon changed them, restored later; NULL: untouched */
+        char *saved_control;            /* power/control, while in mode on */
+        bool control_written;           /* "on" was written */
+        char *saved_d3cold;             /* d3cold_allowed, while the policy sets d3cold */
+        char d3cold_now[2];             /* what d3cold_allowed holds while saved_d3cold is set */
+};
+
+static const char *const pm_state_table[_PM_STATE_MAX] = {
+        [PM_STATE_KERNEL] = "kernel",
+        [PM_STATE_ON] = "on",
+        [PM_STATE_BUSY] = "busy",
+        [PM_STATE_IDLE] = "idle",
+        [PM_STATE_ARMED] = "armed",
+        [PM_STATE_WOKEN] = "woken",
+        [PM_STATE_FLAPPING] = "flapping",
+        [PM_STATE_RELEASED] = "released",
+        [PM_STATE_ERROR] = "error",
+};
+
+const char *pm_state_to_string(PmState s) {
+        if (s < 0 || s >= _PM_STATE_MAX)
+                return NULL;
+        return pm_state_table[s];
+}
+
+PmState pm_state_from_string(const char *s) {
+        if (!s)
+                return _PM_STATE_INVALID;
+        for (PmState i = 0; i < _PM_STATE_MAX; i++)
+                if (strcmp(pm_state_table[i], s) == 0)
+                        return i;
+        return _PM_STATE_INVALID;
+}
+
+/* ---- the default ops: vfio.h ------------------------------------------------------------ */
+
+static int default_open(void *userdata, const char *bus, const char *name, void **ret_handle) {
+        VfioDevice *v;
+        int r;
+
+        r = vfio_device_open(userdata, bus, name, &v);
+        if (r < 0)
+                return r;
+        *ret_handle = v;
+        return 0;
+}
+
+static void default_close(void *userdata, void *handle) {
+        (void) vfio_device_close(handle);
+}
+
+static int default_enter(void *userdata, void *handle, bool wakeup) {
+        return vfio_device_enter(handle, wakeup);
+}
+
+static int default_exit(void *userdata, void *handle) {
+        return vfio_device_exit(handle);
+}
+
+static int default_read_wake(void *userdata, void *handle, uint64_t *ret_count) {
+        return vfio_device_read_wake(handle, ret_count);
+}
+
+static int default_read_request(void *userdata, void *handle, uint64_t *ret_count) {
+        return vfio_device_read_request(handle, ret_count);
+}
+
+static int default_wake_fd(void *userdata, void *handle) {
+        return vfio_device_wake_fd(handle);
+}
+
+static int default_request_fd(void *userdata, void *handle) {
+        return vfio_device_request_fd(handle);
+}
+
+static const PmVfioOps default_ops = {
+        .open = default_open,
+        .close = default_close,
+        .enter = default_enter,
+        .exit = default_exit,
+        .read_wake = default_read_wake,
+        .read_request = default_read_request,
+        .wake_fd = default_wake_fd,
+        .request_fd = default_request_fd,
+};
+
+const PmVfioOps *pm_vfio_ops_default(void) {
+        return &default_ops;
+}
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+
+static bool mode_holds(PolicyMode m) {
+        return m == POLICY_MODE_AUTO || m == POLICY_MODE_WAKEUP;
+}
+
+static usec_t now_mono(const PmDevice *d) {
+        return d->env.now(d->env.userdata);
+}
+
+static usec_t add_ms(usec_t t, uint64_t ms) {
+        /* policy limits keep ms small; saturate anyway rather than wrap */
+        if (ms > (USEC_INFINITY - 1 - t) / USEC_PER_MSEC)
+                return USEC_INFINITY - 1;
+        return t + ms * USEC_PER_MSEC;
+}
+
+static void set_error(PmDevice *d, const char *what, int r) {
+        (void) snprintf(d->last_error, sizeof(d->last_error), "%s: %s", what, strerror(r < 0 ? -r : r));
+}
+
+static const char *entry_name(bool wakeup) {
+        return wakeup ? "LOW_POWER_ENTRY_WITH_WAKEUP" : "LOW_POWER_ENTRY";
+}
+
+/* Moves to state s with deadline; reports what changed, after both are set. */
+static void transition(PmDevice *d, usec_t now, PmState s, usec_t deadline) {
+        PmState old = d->state;
+        bool deadline_changed = deadline != d->deadline;
+
+        if (old == PM_STATE_ARMED && s != PM_STATE_ARMED && d->armed_since != USEC_INFINITY) {
+                if (now > d->armed_since)
+                        d->low_power_usec += now - d->armed_since;
+                d->armed_since = USEC_INFINITY;
+        }
+        if (s == PM_STATE_ARMED && old != PM_STATE_ARMED)
+                d->armed_since = now;
+        if (s != PM_STATE_ERROR)
+                d->backoff_usec = 0;
+
+        d->state = s;
+        d->deadline = deadline;
+
+        if (deadline_changed && d->env.deadline_changed)
+                d->env.deadline_changed(d->env.userdata, d);
+        if (old != s && d->env.state_changed)
+                d->env.state_changed(d->env.userdata, d, old);
+}
+
+/* Error state: retried after 1 s, 2 s, 4 s, … at most 60 s. */
+static int enter_error(PmDevice *d, usec_t now, const char *what, int r) {
+        usec_t backoff;
+
+        set_error(d, what, r);
+        if (d->state != PM_STATE_ERROR || d->backoff_usec == 0)
+                backoff = PM_BACKOFF_MIN_USEC;
+        else if (d->backoff_usec >= PM_BACKOFF_MAX_USEC / 2)
+                backoff = PM_BACKOFF_MAX_USEC;
+        else
+                backoff = d->backoff_usec * 2;
+        transition(d, now, PM_STATE_ERROR, now + backoff);
+        d->backoff_usec = backoff;
+        return r;
+}
+
+/* ---- the held fd ------------------------------------------------------------------------ */
+
+static int device_open(PmDevice *d) {
+        void *h = NULL;
+        int r;
+
+        r = d->ops->open(d->ops_userdata, d->bus, d->name, &h);
+        if (r < 0)
+                return r;
+        d->vfio = h;
+        d->in_force = PM_ENTRY_NONE;
+        if (d->env.fds_changed)
+                d->env.fds_changed(d->env.userdata, d);
+        return 0;
+}
+
+/* The watcher drops the fds first, then they are closed. Closing ends any entry in force. */
+static void device_close(PmDevice *d) {
+        void *h = d->vfio;
+
+        if (!h)
+                return;
+        d->vfio = NULL;
+        d->in_force = PM_ENTRY_NONE;
+        if (d->env.fds_changed)
+                d->env.fds_changed(d->env.userdata, d);
+        d->ops->close(d->ops_userdata, h);
+}
+
+/* Drains the wake-up eventfd without counting: after LOW_POWER_EXIT, which may signal it. */
+static void drain_wake(PmDevice *d) {
+        uint64_t n;
+
+        (void) d->ops->read_wake(d->ops_userdata, d->vfio, &n);
+}
+
+/* Ends the entry in force with LOW_POWER_EXIT. On failure the device is closed (which ends any
+ * entry) and the error returned: the caller goes to error, and the retry re-opens. */
+static int device_disarm(PmDevice *d) {
+        int r;
+
+        r = d->ops->exit(d->ops_userdata, d->vfio);
+        if (r < 0) {
+                device_close(d);
+                return r;
+        }
+        d->in_force = PM_ENTRY_NONE;
+        drain_wake(d);
+        return 0;
+}
+
+/* The entry of the policy's mode, from D0 with nothing in force. */
+static int device_arm(PmDevice *d, usec_t now) {
+        bool wakeup = d->policy.mode == POLICY_MODE_WAKEUP;
+        int r;
+
+        r = d->ops->enter(d->ops_userdata, d->vfio, wakeup);
+        if (r == -EINVAL) {
+                /* The kernel keeps an entry in force that the daemon believed consumed (a wake
+                 * signal that was not this entry's, an entry right before that had not suspended
+                 * yet): end it and enter once more. A second EINVAL is a real error. */
+                r = device_disarm(d);
+                if (r < 0)
+                        return enter_error(d, now, "LOW_POWER_EXIT", r);
+                r = d->ops->enter(d->ops_userdata, d->vfio, wakeup);
+        }
+        if (r < 0)
+                return enter_error(d, now, entry_name(wakeup), r);
+
+        d->in_force = wakeup ? PM_ENTRY_WAKEUP : PM_ENTRY_PLAIN;
+        d->arms++;
+        transition(d, now, PM_STATE_ARMED, USEC_INFINITY);
+        return 0;
+}
+
+/* Waits in a D0 state (idle, woken, flapping) for delay_ms from start, or arms at once when
+ * that has passed or the delay is 0 (passing through the state, with no timer). */
+static int device_wait_or_arm(PmDevice *d, usec_t now, PmState s, usec_t start, uint64_t delay_ms) {
+        usec_t deadline = add_ms(start, delay_ms);
+
+        d->phase_start = start;
+        if (deadline > now) {
+                transition(d, now, s, deadline);
+                return 0;
+        }
+        transition(d, now, s, USEC_INFINITY);
+        return device_arm(d, now);
+}
+
+/* ---- the flap guard --------------------------------------------------------------------- */
+
+static void flap_reset(PmDevice *d) {
+        d->flap_n = d->flap_head = 0;
+}
+
+/* flap_max_wakes changed: the stored times no longer fit the ring. */
+static void flap_forget(PmDevice *d) {
+        free(d->flap_times);
+        d->flap_times = NULL;
+        d->flap_alloc = 0;
+        flap_reset(d);
+}
+
+/* Records a wake at now; true when it is the (flap_max_wakes + 1)-th inside flap_window_s, i.e.
+ * the N earlier wakes all lie in (now - window, now]. */
+static bool flap_record(PmDevice *d, usec_t now) {
+        uint64_t max = d->policy.flap_max_wakes;
+        usec_t window = d->policy.flap_window_s * USEC_PER_SEC;
+
+        if (max == 0)
+                return true;
+        if (d->flap_n == max) {
+                usec_t oldest = d->flap_times[d->flap_head];
+
+                if (now - oldest < window) {
+                        flap_reset(d);
+                        return true;
+                }
+                d->flap_times[d->flap_head] = now;
+                d->flap_head = (d->flap_head + 1) % max;
+                return false;
+        }
+        if (d->flap_n == d->flap_alloc) {
+                size_t n = d->flap_alloc == 0 ? 16 : d->flap_alloc * 2;
+                usec_t *t;
+
+                if (n > max)
+                        n = (size_t) max;
+                t = reallocarray(d->flap_times, n, sizeof(*t));
+                if (!t) {
+                        /* out of memory: start the window over rather than fail the wake */
+                        flap_reset(d);
+                        return false;
+                }
+                d->flap_times = t;
+                d->flap_alloc = n;
+        }
+        d->flap_times[d->flap_n++] = now;
+        return false;
+}
+
+/* ---- sysfs: power/control and d3cold_allowed -------------------------------------------- */
+
+/* Mode on: power/control = on, remembering what it was. A device without the attribute has no
+ * runtime PM to keep off: nothing to do. */
+static int power_on(PmDevice *d) {
+        int r;
+
+        if (!d->saved_control) {
+                char *v = NULL;
+
+                r = sysfs_read_attr(d->dir_fd, POWER_CONTROL, &v);
+                if (r == -ENOENT)
+                        return 0;
+                if (r < 0)
+                        return r;
+                d->saved_control = v;
+                d->control_written = false;
+        }
+        if (d->control_written || strcmp(d->saved_control, "on") == 0)
+                return 0;
+        r = sysfs_write_attr(d->dir_fd, POWER_CONTROL, "on");
+        if (r < 0)
+                return r;
+        d->control_written = true;
+        return 0;
+}
+
+/* Leaving mode on: power/control back to what it was. */
+static int power_restore(PmDevice *d) {
+        int r;
+
+        if (!d->saved_control)
+                return 0;
+        if (d->control_written) {
+                r = sysfs_write_attr(d->dir_fd, POWER_CONTROL, d->saved_control);
+                if (r < 0 && r != -ENOENT)
+                        return r;
+        }
+        free(d->saved_control);
+        d->saved_control = NULL;
+        d->control_written = false;
+        return 0;
+}
+
+/* Reads d3cold_allowed once, when the policy first sets d3cold. A device without it (platform
+ * devices) is left alone silently. */
+static int d3cold_load(PmDevice *d) {
+        char *v = NULL;
+        int r;
+
+        if (d->saved_d3cold || (d->policy.d3cold != POLICY_D3COLD_ALLOW && d->policy.d3cold != POLICY_D3COLD_DENY))
+                return 0;
+        r = sysfs_read_attr(d->dir_fd, D3COLD_ALLOWED, &v);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        if (strlen(v) >= sizeof(d->d3cold_now)) {
+                free(v);
+                return -EBADMSG;
+        }
+        strcpy(d->d3cold_now, v);
+        d->saved_d3cold = v;
+        return 0;
+}
+
+/* What d3cold_allowed should hold; NULL: nothing to do (untouched, or no such attribute). */
+static const char *d3cold_target(const PmDevice *d) {
+        if (!d->saved_d3cold)
+                return NULL;
+        switch (d->policy.d3cold) {
+        case POLICY_D3COLD_ALLOW:
+                return "1";
+        case POLICY_D3COLD_DENY:
+                return "0";
+        case POLICY_D3COLD_LEAVE:
+        case _POLICY_D3COLD_MAX:
+        case _POLICY_D3COLD_INVALID:
+                break;
+        }
+        return d->saved_d3cold;         /* null: back to what it was */
+}
+
+static bool d3cold_needs_write(const PmDevice *d) {
+        const char *t = d3cold_target(d);
+
+        return t && strcmp(t, d->d3cold_now) != 0;
+}
+
+/* Writes the target; once restored (policy null), forgets the saved value. */
+static int d3cold_write(PmDevice *d) {
+        const char *t = d3cold_target(d);
+        int r;
+
+        if (!t)
+                return 0;
+        if (strcmp(t, d->d3cold_now) != 0) {
+                r = sysfs_write_attr(d->dir_fd, D3COLD_ALLOWED, t);
+                if (r == -ENOENT) {
+                        /* gone meanwhile: nothing to restore either */
+                        free(d->saved_d3cold);
+                        d->saved_d3cold = NULL;
+                        return 0;
+                }
+                if (r < 0)
+                        return r;
+                strcpy(d->d3cold_now, t);
+        }
+        if (t == d->saved_d3cold) {
+                free(d->saved_d3cold);
+                d->saved_d3cold = NULL;
+        }
+        return 0;
+}
+
+/* Applies the policy's d3cold. A write to d3cold_allowed resumes the device (PCI's store calls
+ * pm_runtime_resume()), which would fire a wake-up entry: an armed device exits first, so that
+ * the resume is not counted as a wake, and reconcile() enters again. Failures are kept as the
+ * last error but change no state (holding the device does not depend on them), except a failed
+ * exit, which is the device's error (*exit_failed). */
+static int apply_d3cold(PmDevice *d, usec_t now, bool *exit_failed) {
+        int r;
+
+        *exit_failed = false;
+        r = d3cold_load(d);
+        if (r < 0) {
+                set_error(d, D3COLD_ALLOWED, r);
+                return r;
+        }
+        if (!d3cold_needs_write(d))
+                return d3cold_write(d);         /* at most forgets a value already restored */
+        if (d->vfio && d->in_force != PM_ENTRY_NONE) {
+                r = device_disarm(d);
+                if (r < 0) {
+                        *exit_failed = true;
+                        return enter_error(d, now, "LOW_POWER_EXIT", r);
+                }
+        }
+        r = d3cold_write(d);
+        if (r < 0) {
+                set_error(d, D3COLD_ALLOWED, r);
+                return r;
+        }
+        return 0;
+}
+
+/* ---- deciding --------------------------------------------------------------------------- */
+
+/* Brings the device where its policy wants it, from wherever it is. */
+static int reconcile(PmDevice *d, usec_t now) {
+        PolicyMode m = d->policy.mode;
+        int r;
+
+        if (d->released) {
+                device_close(d);
+                transition(d, now, PM_STATE_RELEASED, USEC_INFINITY);
+                return 0;
+        }
+
+        if (!mode_holds(m)) {
+                device_close(d);
+                if (m == POLICY_MODE_ON) {
+                        r = power_on(d);
+                        if (r < 0)
+                                return enter_error(d, now, POWER_CONTROL, r);
+                        transition(d, now, PM_STATE_ON, USEC_INFINITY);
+                        return 0;
+                }
+                r = power_restore(d);
+                transition(d, now, PM_STATE_KERNEL, USEC_INFINITY);
+                if (r < 0) {
+                        set_error(d, POWER_CONTROL, r);
+                        return r;
+                }
+                return 0;
+        }
+
+        if (!d->vfio) {
+                /* leaving mode on: the kernel's setting back before the device is held */
+                r = power_restore(d);
+                if (r < 0)
+                        return enter_error(d, now, POWER_CONTROL, r);
+                r = device_open(d);
+                if (r == -EBUSY) {
+                        /* no timer: Claim or a udev event retries */
+                        set_error(d, "open", r);
+                        transition(d, now, PM_STATE_BUSY, USEC_INFINITY);
+                        return r;
+                }
+                if (r < 0)
+                        return enter_error(d, now, "open", r);
+                return device_wait_or_arm(d, now, PM_STATE_IDLE, now, d->policy.arm_delay_ms);
+        }
+
+        switch (d->state) {
+        case PM_STATE_IDLE:
+                return device_wait_or_arm(d, now, PM_STATE_IDLE, d->phase_start, d->policy.arm_delay_ms);
+        case PM_STATE_WOKEN:
+                return device_wait_or_arm(d, now, PM_STATE_WOKEN, d->phase_start, d->policy.rearm_delay_ms);
+        case PM_STATE_FLAPPING:
+                return device_wait_or_arm(d, now, PM_STATE_FLAPPING, d->phase_start,
+                                          d->policy.flap_hold_s * 1000);
+        case PM_STATE_ARMED: {
+                PmEntry wanted = m == POLICY_MODE_WAKEUP ? PM_ENTRY_WAKEUP : PM_ENTRY_PLAIN;
+
+                if (d->in_force == wanted)
+                        return 0;
+                if (d->in_force != PM_ENTRY_NONE) {
+                        /* auto ↔ wakeup: never an entry over another */
+                        r = device_disarm(d);
+                        if (r < 0)
+                                return enter_error(d, now, "LOW_POWER_EXIT", r);
+                }
+                return device_arm(d, now);
+        }
+        case PM_STATE_ERROR:
+                /* held: the entry failed; retry it */
+                return device_arm(d, now);
+        case PM_STATE_KERNEL:
+        case PM_STATE_ON:
+        case PM_STATE_BUSY:
+        case PM_STATE_RELEASED:
+        case _PM_STATE_MAX:
+        case _PM_STATE_INVALID:
+                break;
+        }
+        /* held in a state that holds nothing: cannot happen; start over as after an open */
+        return device_wait_or_arm(d, now, PM_STATE_IDLE, now, d->policy.arm_delay_ms);
+}
+
+/* ---- the object ------------------------------------------------------------------------- */
+
+int pm_device_new(const PmEnv *env, const char *bus, const char *name, int dev_dir_fd, PmDevice **ret) {
+        PmDevice *d;
+
+        if (!env || !env->now || !env->now_realtime || !bus || !name || !ret)
+                return -EINVAL;
+        if (!env->vfio_ops && !env->backend)
+                return -EINVAL;
+
+        d = calloc(1, sizeof(*d));
+        if (!d)
+                return -ENOMEM;
+        d->env = *env;
+        d->ops = env->vfio_ops ?: &default_ops;
+        d->ops_userdata = env->vfio_ops ? env->vfio_userdata : env->backend;
+        d->bus = strdup(bus);
+        d->name = strdup(name);
+        if (!d->bus || !d->name) {
+                free(d->bus);
+                free(d->name);
+                free(d);
+                return -ENOMEM;
+        }
+        d->dir_fd = dev_dir_fd;
+        d->policy = *policy_defaults();
+        d->state = PM_STATE_KERNEL;
+        d->deadline = USEC_INFINITY;
+        d->armed_since = USEC_INFINITY;
+
+        *ret = d;
+        return 0;
+}
+
+PmDevice *pm_device_free(PmDevice *d) {
+        if (!d)
+                return NULL;
+
+        device_close(d);
+        (void) power_restore(d);
+        if (d->saved_d3cold && strcmp(d->saved_d3cold, d->d3cold_now) != 0)
+                (void) sysfs_write_attr(d->dir_fd, D3COLD_ALLOWED, d->saved_d3cold);
+
+        free(d->saved_control);
+        free(d->saved_d3cold);
+        free(d->flap_times);
+        free(d->bus);
+        free(d->name);
+        free(d);
+        return NULL;
+}
+
+/* ---- events ----------------------------------------------------------------------------- */
+
+int pm_device_set_policy(PmDevice *d, const PolicyValues *policy) {
+        PolicyMode old_mode;
+        bool first, exit_failed;
+        usec_t now;
+        int r, k;
+
+        if (!d || !policy)
+                return -EINVAL;
+        if (policy->mode < 0 || policy->mode >= _POLICY_MODE_MAX)
+                return -EINVAL;
+
+        old_mode = d->policy.mode;
+        first = !d->have_policy;
+        if (d->policy.flap_max_wakes != policy->flap_max_wakes)
+                flap_forget(d);
+        d->policy = *policy;
+        d->have_policy = true;
+
+        /* released: remembered, applied at Claim */
+        if (d->released)
+                return 0;
+
+        now = now_mono(d);
+
+        /* busy waits for Claim, error for its backoff, unless the mode changes */
+        if (!first && old_mode == policy->mode &&
+            (d->state == PM_STATE_BUSY || d->state == PM_STATE_ERROR))
+                return apply_d3cold(d, now, &exit_failed);
+
+        /* d3cold_allowed is written with the device out of low power: closed first when the
+         * new mode does not hold it, out of its entry when it does */
+        if (!mode_holds(policy->mode)) {
+                r = reconcile(d, now);
+                k = apply_d3cold(d, now, &exit_failed);
+                return r < 0 ? r : k;
+        }
+        k = apply_d3cold(d, now, &exit_failed);
+        if (exit_failed)
+                return k;
+        r = reconcile(d, now);
+        return r < 0 ? r : k;
+}
+
+int pm_device_claim(PmDevice *d) {
+        usec_t now;
+        int r, k;
+
+        if (!d)
+                return -EINVAL;
+        now = now_mono(d);
+
+        if (d->released) {
+                bool exit_failed;
+
+                d->released = false;
+                k = apply_d3cold(d, now, &exit_failed);        /* not held: nothing to exit */
+                r = reconcile(d, now);
+                return r < 0 ? r : k;
+        }
+
+        switch (d->state) {
+        case PM_STATE_BUSY:
+        case PM_STATE_ERROR:
+                return reconcile(d, now);
+        case PM_STATE_KERNEL:
+        case PM_STATE_ON:
+        case PM_STATE_IDLE:
+        case PM_STATE_ARMED:
+        case PM_STATE_WOKEN:
+        case PM_STATE_FLAPPING:
+        case PM_STATE_RELEASED:
+        case _PM_STATE_MAX:
+        case _PM_STATE_INVALID:
+                break;
+        }
+        return 0;
+}
+
+int pm_device_release(PmDevice *d) {
+        if (!d)
+                return -EINVAL;
+        if (d->released)
+                return 0;
+        if (!mode_holds(d->policy.mode))
+                return -ENOTCONN;
+
+        device_close(d);
+        d->released = true;
+        transition(d, now_mono(d), PM_STATE_RELEASED, USEC_INFINITY);
+        return 0;
+}
+
+int pm_device_wake(PmDevice *d) {
+        usec_t now;
+        int r;
+
+        if (!d)
+                return -EINVAL;
+        if (!d->vfio)
+                return -ENOTCONN;
+        if (d->state != PM_STATE_ARMED)
+                return 0;       /* in D0 already */
+
+        now = now_mono(d);
+        if (d->in_force != PM_ENTRY_NONE) {
+                r = device_disarm(d);
+                if (r < 0)
+                        return enter_error(d, now, "LOW_POWER_EXIT", r);
+        }
+        return device_wait_or_arm(d, now, PM_STATE_WOKEN, now, d->policy.rearm_delay_ms);
+}
+
+int pm_device_handle_wake(PmDevice *d) {
+        uint64_t n = 0;
+        usec_t now;
+        int r;
+
+        if (!d)
+                return -EINVAL;
+        if (!d->vfio)
+                return 0;
+
+        r = d->ops->read_wake(d->ops_userdata, d->vfio, &n);
+        if (r < 0) {
+                set_error(d, "wake eventfd", r);
+                return r;
+        }
+        /* only a fired wake-up entry is a wake; an exit's signal was drained already */
+        if (n == 0 || d->state != PM_STATE_ARMED || d->in_force != PM_ENTRY_WAKEUP)
+                return 0;
+
+        now = now_mono(d);
+        d->in_force = PM_ENTRY_NONE;    /* one-shot: the kernel ended it */
+        d->wakes++;
+        d->last_wake_realtime_usec = d->env.now_realtime(d->env.userdata);
+
+        if (flap_record(d, now) && d->policy.flap_hold_s > 0)
+                return device_wait_or_arm(d, now, PM_STATE_FLAPPING, now, d->policy.flap_hold_s * 1000);
+        return device_wait_or_arm(d, now, PM_STATE_WOKEN, now, d->policy.rearm_delay_ms);
+}
+
+int pm_device_handle_request(PmDevice *d) {
+        uint64_t n = 0;
+        int r;
+
+        if (!d)
+                return -EINVAL;
+        if (!d->vfio)
+                return 0;
+
+        r = d->ops->read_request(d->ops_userdata, d->vfio, &n);
+        if (r >= 0 && n == 0)
+                return 0;       /* spurious */
+
+        /* an unbind waits for this close: no exit, nothing else first */
+        device_close(d);
+        d->released = true;
+        transition(d, now_mono(d), PM_STATE_RELEASED, USEC_INFINITY);
+        return 0;
+}
+
+int pm_device_handle_timer(PmDevice *d) {
+        usec_t now;
+
+        if (!d)
+                return -EINVAL;
+        if (d->deadline == USEC_INFINITY)
+                return 0;
+
+        now = now_mono(d);
+        if (now < d->deadline) {
+                /* fired early: have it armed again */
+                if (d->env.deadline_changed)
+                        d->env.deadline_changed(d->env.userdata, d);
+                return 0;
+        }
+
+        switch (d->state) {
+        case PM_STATE_IDLE:
+        case PM_STATE_WOKEN:
+        case PM_STATE_FLAPPING:
+                return device_arm(d, now);
+        case PM_STATE_ERROR:
+                return reconcile(d, now);
+        case PM_STATE_KERNEL:
+        case PM_STATE_ON:
+        case PM_STATE_BUSY:
+        case PM_STATE_ARMED:
+        case PM_STATE_RELEASED:
+        case _PM_STATE_MAX:
+        case _PM_STATE_INVALID:
+                break;
+        }
+        return 0;
+}
+
+/* ---- queries ---------------------------------------------------------------------------- */
+
+PmState pm_device_state(const PmDevice *d) {
+        return d ? d->state : _PM_STATE_INVALID;
+}
+
+const char *pm_device_name(const PmDevice *d) {
+        return d ? d->name : NULL;
+}
+
+PolicyMode pm_device_mode(const PmDevice *d) {
+        return d ? d->policy.mode : _POLICY_MODE_INVALID;
+}
+
+usec_t pm_device_deadline(const PmDevice *d) {
+        return d ? d->deadline : USEC_INFINITY;
+}
+
+bool pm_device_held(const PmDevice *d) {
+        return d && d->vfio;
+}
+
+int pm_device_wake_fd(const PmDevice *d) {
+        if (!d || !d->vfio)
+                return -EBADF;
+        return d->ops->wake_fd(d->ops_userdata, d->vfio);
+}
+
+int pm_device_request_fd(const PmDevice *d) {
+        if (!d || !d->vfio)
+                return -EBADF;
+        return d->ops->request_fd(d->ops_userdata, d->vfio);
+}
+
+VfioDevice *pm_device_vfio(const PmDevice *d) {
+        if (!d || d->ops != &default_ops)
+                return NULL;
+        return d->vfio;
+}
+
+const char *pm_device_last_error(const PmDevice *d) {
+        return d ? d->last_error : "";
+}
+
+void pm_device_counters(const PmDevice *d, PmCounters *ret) {
+        usec_t low = d->low_power_usec;
+
+        if (d->state == PM_STATE_ARMED && d->armed_since != USEC_INFINITY) {
+                usec_t now = now_mono(d);
+
+                if (now > d->armed_since)
+                        low += now - d->armed_since;
+        }
+        *ret = (PmCounters) {
+                .wakes = d->wakes,
+                .arms = d->arms,
+                .low_power_usec = low,
+                .last_wake_realtime_usec = d->last_wake_realtime_usec,
+        };
+}
+
+int pm_device_kernel_suspended_msec(PmDevice *d, uint64_t *ret) {
+        if (!d || !ret)
+                return -EINVAL;
+        return sysfs_read_u64(d->dir_fd, RUNTIME_SUSPENDED_TIME, ret);
+}

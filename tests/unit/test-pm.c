@@ -1,0 +1,1517 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fixture.h"
+#include "pm.h"
+#include "suites.h"
+#include "sysfs.h"
+
+/* The pm state machine driven through a fake PmVfioOps (below), a fake clock and a scratch sysfs
+ * directory. The fake keeps vfio-pci's low-power rules (SPEC §1, tests/conformance/README.md)
+ * for one device and counts as a violation what the daemon must never do: an entry while one is
+ * in force (the kernel answers EINVAL or wakes the device), an open of a device already open. */
+
+/* ---- the fake device -------------------------------------------------------------------- */
+
+typedef enum FakeEntry {
+        FAKE_NONE,
+        FAKE_PLAIN,
+        FAKE_WAKEUP,
+} FakeEntry;
+
+typedef struct FakeDev {
+        bool open;
+        int wake_fd;
+        int request_fd;
+        FakeEntry in_force;
+        bool suspended;                 /* the entry in force has suspended the device */
+        bool stay_active;               /* entries do not suspend (yet): conformance case 26 */
+        bool exit_fires;                /* EXIT on a suspended wake-up entry signals (upstream) */
+        int open_error;                 /* > 0: every open fails with it */
+        int fail_enter;                 /* > 0: every entry fails with it */
+        int fail_next_enter;            /* > 0: the next entry fails with it (vfio_pm_sim's) */
+        int fail_exit;                  /* > 0: every exit fails with it */
+        unsigned violations;
+        unsigned opens, closes, enters, exits;
+        char log[256];                  /* the calls since the last expect_log(), space-separated */
+} FakeDev;
+
+static void fake_log(FakeDev *f, const char *what) {
+        size_t n = strlen(f->log);
+
+        /* the ring of a long storm: keep the tail readable, never overflow */
+        if (n + strlen(what) + 2 > sizeof(f->log)) {
+                f->log[0] = 0;
+                n = 0;
+        }
+        (void) snprintf(f->log + n, sizeof(f->log) - n, "%s%s", n ? " " : "", what);
+}
+
+static void fake_signal(int fd) {
+        uint64_t one = 1;
+
+        ck_assert_int_eq(write(fd, &one, sizeof(one)), (ssize_t) sizeof(one));
+}
+
+static int fake_open(void *userdata, const char *bus, const char *name, void **ret_handle) {
+        FakeDev *f = userdata;
+
+        fake_log(f, "open");
+        if (f->open) {
+                f->violations++;
+                return -EBUSY;
+        }
+        if (f->open_error > 0)
+                return -f->open_error;
+        f->wake_fd = eventfd(0, EFD_NONBLOCK|EFD_CLOEXEC);
+        f->request_fd = eventfd(0, EFD_NONBLOCK|EFD_CLOEXEC);
+        ck_assert_int_ge(f->wake_fd, 0);
+        ck_assert_int_ge(f->request_fd, 0);
+        f->open = true;
+        f->in_force = FAKE_NONE;
+        f->suspended = false;
+        f->opens++;
+        *ret_handle = f;
+        return 0;
+}
+
+static void fake_close(void *userdata, void *handle) {
+        FakeDev *f = userdata;
+
+        ck_assert_ptr_eq(handle, f);
+        ck_assert(f->open);
+        fake_log(f, "close");
+        f->wake_fd = safe_close(f->wake_fd);
+        f->request_fd = safe_close(f->request_fd);
+        f->open = false;
+        f->in_force = FAKE_NONE;
+        f->suspended = false;
+        f->closes++;
+}
+
+static int fake_enter(void *userdata, void *handle, bool wakeup) {
+        FakeDev *f = userdata;
+
+        ck_assert(f->open);
+        fake_log(f, wakeup ? "enter:w" : "enter:p");
+        f->enters++;
+        if (f->fail_next_enter > 0) {
+                int e = f->fail_next_enter;
+
+                f->fail_next_enter = 0;
+                return -e;
+        }
+        if (f->fail_enter > 0)
+                return -f->fail_enter;
+        if (f->in_force != FAKE_NONE) {
+                f->violations++;
+                /* vfio-pci: EINVAL after a plain entry, and after a wake-up entry that has not
+                 * suspended yet; a suspended wake-up entry is woken (signalled) first */
+                if (f->in_force == FAKE_PLAIN || !f->suspended)
+                        return -EINVAL;
+                fake_signal(f->wake_fd);
+        }
+        f->in_force = wakeup ? FAKE_WAKEUP : FAKE_PLAIN;
+        f->suspended = !f->stay_active;
+        return 0;
+}
+
+static int fake_exit(void *userdata, void *handle) {
+        FakeDev *f = userdata;
+
+        ck_assert(f->open);
+        fake_log(f, "exit");
+        f->exits++;
+        if (f->fail_exit > 0)
+                return -f->fail_exit;
+        if (f->in_force == FAKE_WAKEUP && f->suspended && f->exit_fires)
+                fake_signal(f->wake_fd);
+        f->in_force = FAKE_NONE;
+        f->suspended = false;
+        return 0;
+}
+
+static int fake_take(int fd, uint64_t *ret) {
+        uint64_t v;
+        ssize_t n = read(fd, &v, sizeof(v));
+
+        if (n < 0 && errno == EAGAIN) {
+                *ret = 0;
+                return 0;
+        }
+        if (n < 0)
+                return -errno;
+        *ret = v;
+        return 0;
+}
+
+static int fake_read_wake(void *userdata, void *handle, uint64_t *ret) {
+        FakeDev *f = userdata;
+
+        ck_assert(f->open);
+        return fake_take(f->wake_fd, ret);
+}
+
+static int fake_read_request(void *userdata, void *handle, uint64_t *ret) {
+        FakeDev *f = userdata;
+
+        ck_assert(f->open);
+        return fake_take(f->request_fd, ret);
+}
+
+static int fake_wake_fd(void *userdata, void *handle) {
+        return ((FakeDev *) userdata)->wake_fd;
+}
+
+static int fake_request_fd(void *userdata, void *handle) {
+        return ((FakeDev *) userdata)->request_fd;
+}
+
+static const PmVfioOps fake_ops = {
+        .open = fake_open,
+        .close = fake_close,
+        .enter = fake_enter,
+        .exit = fake_exit,
+        .read_wake = fake_read_wake,
+        .read_request = fake_read_request,
+        .wake_fd = fake_wake_fd,
+        .request_fd = fake_request_fd,
+};
+
+/* The device wakes (a host access, a PME): a suspended wake-up entry fires and ends; a plain one
+ * resumes and the kernel suspends it again by itself. Returns whether the eventfd fired. */
+static bool fake_device_wakes(FakeDev *f) {
+        if (f->in_force != FAKE_WAKEUP || !f->suspended)
+                return false;
+        fake_signal(f->wake_fd);
+        f->in_force = FAKE_NONE;
+        f->suspended = false;
+        return true;
+}
+
+/* ---- the harness ------------------------------------------------------------------------ */
+
+#define T0 (UINT64_C(1000) * USEC_PER_SEC)     /* the fake monotonic clock starts here */
+#define RT0 (UINT64_C(1700000000) * USEC_PER_SEC)
+
+typedef struct T {
+        FixtureTmp *tmp;
+        FakeDev dev;
+        usec_t now;
+        usec_t rt_offset;
+        PmEnv env;
+        PmDevice *pm;
+        char states[512];               /* states entered since the last expect_states() */
+        unsigned state_calls, deadline_calls, fds_calls;
+        unsigned flaps;                 /* transitions to flapping */
+        unsigned expected_violations;
+        /* an independent account of the time armed, from the callbacks */
+        usec_t armed_start, armed_total;
+} T;
+
+static usec_t t_now(void *userdata) {
+        return ((T *) userdata)->now;
+}
+
+static usec_t t_now_realtime(void *userdata) {
+        T *t = userdata;
+
+        return t->now + t->rt_offset;
+}
+
+static void t_deadline_changed(void *userdata, PmDevice *d) {
+        T *t = userdata;
+
+        ck_assert_ptr_eq(d, t->pm);
+        t->deadline_calls++;
+}
+
+static void t_fds_changed(void *userdata, PmDevice *d) {
+        T *t = userdata;
+
+        ck_assert_ptr_eq(d, t->pm);
+        t->fds_calls++;
+        /* held: the fds are there; closing: reported while the fds are still open */
+        ck_assert(t->dev.open);
+        if (pm_device_held(d)) {
+                ck_assert_int_eq(pm_device_wake_fd(d), t->dev.wake_fd);
+                ck_assert_int_eq(pm_device_request_fd(d), t->dev.request_fd);
+        } else {
+                ck_assert_int_eq(pm_device_wake_fd(d), -EBADF);
+                ck_assert_int_eq(pm_device_request_fd(d), -EBADF);
+        }
+}
+
+static void t_state_changed(void *userdata, PmDevice *d, PmState old) {
+        T *t = userdata;
+        PmState s = pm_device_state(d);
+        size_t n = strlen(t->states);
+
+        ck_assert_ptr_eq(d, t->pm);
+        ck_assert_int_ne(old, s);       /* only on a change */
+        t->state_calls++;
+        if (s == PM_STATE_FLAPPING)
+                t->flaps++;
+        if (s == PM_STATE_ARMED)
+                t->armed_start = t->now;
+        if (old == PM_STATE_ARMED)
+                t->armed_total += t->now - t->armed_start;
+        /* no timer in a state that waits for nothing */
+        if (s == PM_STATE_ARMED || s == PM_STATE_KERNEL || s == PM_STATE_ON || s == PM_STATE_BUSY ||
+            s == PM_STATE_RELEASED)
+                ck_assert_uint_eq(pm_device_deadline(d), USEC_INFINITY);
+        if (n + 12 < sizeof(t->states))
+                (void) snprintf(t->states + n, sizeof(t->states) - n, "%s%s", n ? " " : "",
+                                pm_state_to_string(s));
+}
+
+static T *t_new_full(bool sysfs) {
+        T *t = calloc(1, sizeof(*t));
+
+        ck_assert_ptr_nonnull(t);
+        ck_assert_int_eq(fixture_tmp_new(NULL, &t->tmp), 0);
+        if (sysfs) {
+                ck_assert_int_eq(fixture_write_string(t->tmp->fd, "power/control", "auto\n"), 0);
+                ck_assert_int_eq(fixture_write_string(t->tmp->fd, "d3cold_allowed", "1\n"), 0);
+                ck_assert_int_eq(fixture_write_string(t->tmp->fd, "power/runtime_suspended_time", "1234\n"), 0);
+        }
+        t->dev.wake_fd = t->dev.request_fd = -EBADF;
+        t->dev.exit_fires = true;
+        t->now = T0;
+        t->rt_offset = RT0 - T0;
+        t->env = (PmEnv) {
+                .vfio_ops = &fake_ops,
+                .vfio_userdata = &t->dev,
+                .now = t_now,
+                .now_realtime = t_now_realtime,
+                .deadline_changed = t_deadline_changed,
+                .fds_changed = t_fds_changed,
+                .state_changed = t_state_changed,
+                .userdata = t,
+        };
+        ck_assert_int_eq(pm_device_new(&t->env, "pci", "0000:01:00.0", t->tmp->fd, &t->pm), 0);
+        ck_assert_int_eq(pm_device_state(t->pm), PM_STATE_KERNEL);
+        ck_assert_str_eq(pm_device_name(t->pm), "0000:01:00.0");
+        return t;
+}
+
+static T *t_new(void) {
+        return t_new_full(true);
+}
+
+static void t_free(T *t) {
+        if (!t)
+                return;
+        t->pm = pm_device_free(t->pm);
+        /* freeing closes what was held */
+        ck_assert(!t->dev.open);
+        ck_assert_uint_eq(t->dev.opens, t->dev.closes);
+        ck_assert_uint_eq(t->dev.violations, t->expected_violations);
+        fixture_tmp_free(t->tmp);
+        free(t);
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(T *, t_free)
+
+static PolicyValues policy(PolicyMode mode, uint64_t arm_ms, uint64_t rearm_ms) {
+        PolicyValues p = *policy_defaults();
+
+        p.mode = mode;
+        p.arm_delay_ms = arm_ms;
+        p.rearm_delay_ms = rearm_ms;
+        return p;
+}
+
+static int t_policy(T *t, PolicyMode mode, uint64_t arm_ms, uint64_t rearm_ms) {
+        PolicyValues p = policy(mode, arm_ms, rearm_ms);
+
+        return pm_device_set_policy(t->pm, &p);
+}
+
+#define expect_log(t, s) do {                                   \
+                ck_assert_str_eq((t)->dev.log, (s));            \
+                (t)->dev.log[0] = 0;                            \
+        } while (0)
+
+#define expect_states(t, s) do {                                \
+                ck_assert_str_eq((t)->states, (s));             \
+                (t)->states[0] = 0;                             \
+        } while (0)
+
+#define expect_state(t, st, dl) do {                            \
+                ck_assert_str_eq(pm_state_to_string(pm_device_state((t)->pm)), pm_state_to_string(st)); \
+                ck_assert_uint_eq(pm_device_deadline((t)->pm), (dl)); \
+        } while (0)
+
+static void t_advance(T *t, usec_t usec) {
+        t->now += usec;
+}
+
+/* Moves the clock to the deadline and fires the timer. */
+static int t_fire(T *t) {
+        usec_t dl = pm_device_deadline(t->pm);
+
+        ck_assert_uint_ne(dl, USEC_INFINITY);
+        ck_assert_uint_ge(dl, t->now);
+        t->now = dl;
+        return pm_device_handle_timer(t->pm);
+}
+
+/* The device wakes and the loop sees its eventfd. */
+static int t_device_wakes(T *t) {
+        ck_assert(fake_device_wakes(&t->dev));
+        return pm_device_handle_wake(t->pm);
+}
+
+static const char *t_attr(T *t, const char *path) {
+        static char buf[64];
+        _cleanup_free_ char *v = NULL;
+
+        ck_assert_int_eq(sysfs_read_attr(t->tmp->fd, path, &v), 0);
+        (void) snprintf(buf, sizeof(buf), "%s", v);
+        return buf;
+}
+
+static PmCounters t_counters(T *t) {
+        PmCounters c;
+
+        pm_device_counters(t->pm, &c);
+        return c;
+}
+
+/* ---- names ------------------------------------------------------------------------------ */
+
+START_TEST(test_state_strings) {
+        static const char *const names[] = {
+                "kernel", "on", "busy", "idle", "armed", "woken", "flapping", "released", "error",
+        };
+
+        ck_assert_int_eq(_PM_STATE_MAX, 9);
+        for (PmState s = 0; s < _PM_STATE_MAX; s++) {
+                ck_assert_str_eq(pm_state_to_string(s), names[s]);
+                ck_assert_int_eq(pm_state_from_string(names[s]), s);
+        }
+        ck_assert_ptr_null(pm_state_to_string(_PM_STATE_MAX));
+        ck_assert_ptr_null(pm_state_to_string(_PM_STATE_INVALID));
+        ck_assert_int_eq(pm_state_from_string("Armed"), _PM_STATE_INVALID);
+        ck_assert_int_eq(pm_state_from_string(""), _PM_STATE_INVALID);
+        ck_assert_int_eq(pm_state_from_string(NULL), _PM_STATE_INVALID);
+}
+END_TEST
+
+START_TEST(test_new_invalid) {
+        PmEnv env = {};
+        PmDevice *d = NULL;
+
+        ck_assert_int_eq(pm_device_new(&env, "pci", "x", -EBADF, &d), -EINVAL);
+        env.now = t_now;
+        env.now_realtime = t_now;
+        /* neither ops nor a backend */
+        ck_assert_int_eq(pm_device_new(&env, "pci", "x", -EBADF, &d), -EINVAL);
+        env.vfio_ops = &fake_ops;
+        ck_assert_int_eq(pm_device_new(&env, NULL, "x", -EBADF, &d), -EINVAL);
+        ck_assert_int_eq(pm_device_new(&env, "pci", NULL, -EBADF, &d), -EINVAL);
+        ck_assert_ptr_null(d);
+        ck_assert_ptr_null(pm_device_free(NULL));
+        ck_assert(pm_vfio_ops_default()->open && pm_vfio_ops_default()->request_fd);
+}
+END_TEST
+
+/* ---- kernel and on ---------------------------------------------------------------------- */
+
+START_TEST(test_kernel_mode) {
+        _cleanup_(t_freep) T *t = t_new();
+
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_KERNEL, 0, 0), 0);
+        expect_state(t, PM_STATE_KERNEL, USEC_INFINITY);
+        ck_assert_int_eq(pm_device_mode(t->pm), POLICY_MODE_KERNEL);
+        ck_assert(!pm_device_held(t->pm));
+        ck_assert_ptr_null(pm_device_vfio(t->pm));
+        /* no change, so no callback; nothing opened, nothing written */
+        ck_assert_uint_eq(t->state_calls, 0);
+        ck_assert_uint_eq(t->deadline_calls, 0);
+        ck_assert_uint_eq(t->fds_calls, 0);
+        expect_log(t, "");
+        ck_assert_str_eq(t_attr(t, "power/control"), "auto");
+
+        ck_assert_int_eq(pm_device_release(t->pm), -ENOTCONN);
+        ck_assert_int_eq(pm_device_wake(t->pm), -ENOTCONN);
+        ck_assert_int_eq(pm_device_claim(t->pm), 0);
+        ck_assert_int_eq(pm_device_handle_timer(t->pm), 0);
+        ck_assert_int_eq(pm_device_handle_wake(t->pm), 0);
+        ck_assert_int_eq(pm_device_handle_request(t->pm), 0);
+        expect_state(t, PM_STATE_KERNEL, USEC_INFINITY);
+        expect_log(t, "");
+        ck_assert_str_eq(pm_device_last_error(t->pm), "");
+}
+END_TEST
+
+START_TEST(test_on_mode) {
+        _cleanup_(t_freep) T *t = t_new();
+
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_ON, 0, 0), 0);
+        expect_state(t, PM_STATE_ON, USEC_INFINITY);
+        expect_states(t, "on");
+        ck_assert_str_eq(t_attr(t, "power/control"), "on");
+        expect_log(t, "");
+        ck_assert_int_eq(pm_device_release(t->pm), -ENOTCONN);
+        ck_assert_int_eq(pm_device_wake(t->pm), -ENOTCONN);
+
+        /* again: nothing changes */
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_ON, 5, 5), 0);
+        expect_states(t, "");
+
+        /* leaving on restores what was there */
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_KERNEL, 0, 0), 0);
+        expect_states(t, "kernel");
+        ck_assert_str_eq(t_attr(t, "power/control"), "auto");
+
+        /* a device kept on by someone else stays on after */
+        ck_assert_int_eq(fixture_write_string(t->tmp->fd, "power/control", "on\n"), 0);
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_ON, 0, 0), 0);
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_KERNEL, 0, 0), 0);
+        ck_assert_str_eq(t_attr(t, "power/control"), "on");
+        expect_log(t, "");
+        ck_assert_uint_eq(t->deadline_calls, 0);
+}
+END_TEST
+
+START_TEST(test_on_mode_free_restores) {
+        _cleanup_(t_freep) T *t = t_new();
+
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_ON, 0, 0), 0);
+        ck_assert_str_eq(t_attr(t, "power/control"), "on");
+        t->pm = pm_device_free(t->pm);
+        ck_assert_str_eq(t_attr(t, "power/control"), "auto");
+}
+END_TEST
+
+START_TEST(test_on_mode_no_attribute) {
+        _cleanup_(t_freep) T *t = t_new_full(false);
+
+        /* a device without runtime PM: nothing to keep on, and no error */
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_ON, 0, 0), 0);
+        expect_state(t, PM_STATE_ON, USEC_INFINITY);
+        ck_assert_str_eq(pm_device_last_error(t->pm), "");
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_KERNEL, 0, 0), 0);
+        expect_state(t, PM_STATE_KERNEL, USEC_INFINITY);
+        ck_assert_int_eq(faccessat(t->tmp->fd, "power/control", F_OK, 0), -1);
+}
+END_TEST
+
+START_TEST(test_on_mode_error_backoff) {
+        _cleanup_(t_freep) T *t = t_new();
+
+        /* power/control that cannot be read (a directory): error, retried with backoff */
+        ck_assert_int_eq(unlinkat(t->tmp->fd, "power/control", 0), 0);
+        ck_assert_int_eq(mkdirat(t->tmp->fd, "power/control", 0755), 0);
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_ON, 0, 0), -EISDIR);
+        expect_state(t, PM_STATE_ERROR, T0 + 1 * USEC_PER_SEC);
+        ck_assert_str_eq(pm_device_last_error(t->pm), "power/control: Is a directory");
+        ck_assert_int_eq(t_fire(t), -EISDIR);
+        expect_state(t, PM_STATE_ERROR, T0 + 3 * USEC_PER_SEC);
+        /* a reload with the same mode keeps the backoff */
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_ON, 0, 0), 0);
+        expect_state(t, PM_STATE_ERROR, T0 + 3 * USEC_PER_SEC);
+
+        ck_assert_int_eq(unlinkat(t->tmp->fd, "power/control", AT_REMOVEDIR), 0);
+        ck_assert_int_eq(fixture_write_string(t->tmp->fd, "power/control", "auto\n"), 0);
+        ck_assert_int_eq(t_fire(t), 0);
+        expect_state(t, PM_STATE_ON, USEC_INFINITY);
+        expect_states(t, "error on");
+        ck_assert_str_eq(t_attr(t, "power/control"), "on");
+        expect_log(t, "");
+}
+END_TEST
+
+/* ---- auto ------------------------------------------------------------------------------- */
+
+START_TEST(test_auto_arm_delay) {
+        _cleanup_(t_freep) T *t = t_new();
+
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_AUTO, 500, 1000), 0);
+        expect_state(t, PM_STATE_IDLE, T0 + 500 * USEC_PER_MSEC);
+        expect_states(t, "idle");
+        expect_log(t, "open");
+        ck_assert(pm_device_held(t->pm));
+        ck_assert_uint_eq(t->fds_calls, 1);
+        ck_assert_uint_eq(t->deadline_calls, 1);
+
+        /* a timer that fires a microsecond early does nothing but ask to be armed again */
+        t_advance(t, 500 * USEC_PER_MSEC - 1);
+        ck_assert_int_eq(pm_device_handle_timer(t->pm), 0);
+        expect_state(t, PM_STATE_IDLE, T0 + 500 * USEC_PER_MSEC);
+        ck_assert_uint_eq(t->deadline_calls, 2);
+        expect_log(t, "");
+
+        ck_assert_int_eq(t_fire(t), 0);
+        expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+        expect_states(t, "armed");
+        expect_log(t, "enter:p");
+        ck_assert_uint_eq(t->deadline_calls, 3);
+        ck_assert_uint_eq(t_counters(t).arms, 1);
+        ck_assert_uint_eq(t_counters(t).low_power_usec, 0);
+
+        /* the kernel re-enters by itself: a host access fires nothing, the daemon does nothing */
+        ck_assert(!fake_device_wakes(&t->dev));
+        ck_assert_int_eq(pm_device_handle_wake(t->pm), 0);
+        t_advance(t, 7 * USEC_PER_SEC);
+        expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+        ck_assert_uint_eq(t_counters(t).low_power_usec, 7 * USEC_PER_SEC);
+        ck_assert_uint_eq(t_counters(t).wakes, 0);
+        ck_assert_uint_eq(t_counters(t).last_wake_realtime_usec, 0);
+        ck_assert_int_eq(pm_device_handle_timer(t->pm), 0);    /* no deadline: nothing */
+        expect_log(t, "");
+
+        /* leaving: close, and nothing issued before it */
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_KERNEL, 500, 1000), 0);
+        expect_state(t, PM_STATE_KERNEL, USEC_INFINITY);
+        expect_states(t, "kernel");
+        expect_log(t, "close");
+        ck_assert_uint_eq(t->fds_calls, 2);
+        ck_assert_uint_eq(t_counters(t).low_power_usec, 7 * USEC_PER_SEC);
+        ck_assert_uint_eq(t->armed_total, 7 * USEC_PER_SEC);
+}
+END_TEST
+
+START_TEST(test_auto_zero_delay) {
+        _cleanup_(t_freep) T *t = t_new();
+
+        /* through idle, with no timer */
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_AUTO, 0, 0), 0);
+        expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+        expect_states(t, "idle armed");
+        expect_log(t, "open enter:p");
+        ck_assert_uint_eq(t->deadline_calls, 0);
+        ck_assert_int_eq(t->dev.in_force, FAKE_PLAIN);
+}
+END_TEST
+
+/* ---- wakeup ----------------------------------------------------------------------------- */
+
+START_TEST(test_wakeup_cycle) {
+        _cleanup_(t_freep) T *t = t_new();
+        PmCounters c;
+
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_WAKEUP, 250, 1000), 0);
+        expect_state(t, PM_STATE_IDLE, T0 + 250 * USEC_PER_MSEC);
+        ck_assert_int_eq(t_fire(t), 0);
+        expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+        expect_log(t, "open enter:w");
+
+        t_advance(t, 3 * USEC_PER_SEC);
+        ck_assert_int_eq(t_device_wakes(t), 0);
+        expect_state(t, PM_STATE_WOKEN, t->now + 1000 * USEC_PER_MSEC);
+        c = t_counters(t);
+        ck_assert_uint_eq(c.wakes, 1);
+        ck_assert_uint_eq(c.arms, 1);
+        ck_assert_uint_eq(c.low_power_usec, 3 * USEC_PER_SEC);
+        ck_assert_uint_eq(c.last_wake_realtime_usec, RT0 + 250 * USEC_PER_MSEC + 3 * USEC_PER_SEC);
+
+        /* no time armed accrues while woken; a second read of the eventfd finds nothing */
+        t_advance(t, 400 * USEC_PER_MSEC);
+        ck_assert_int_eq(pm_device_handle_wake(t->pm), 0);
+        ck_assert_uint_eq(t_counters(t).wakes, 1);
+        ck_assert_uint_eq(t_counters(t).low_power_usec, 3 * USEC_PER_SEC);
+
+        ck_assert_int_eq(t_fire(t), 0);
+        expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+        expect_states(t, "idle armed woken armed");
+        expect_log(t, "enter:w");
+        t_advance(t, 2 * USEC_PER_SEC);
+        c = t_counters(t);
+        ck_assert_uint_eq(c.arms, 2);
+        ck_assert_uint_eq(c.low_power_usec, 5 * USEC_PER_SEC);
+        ck_assert_uint_eq(t->deadline_calls, 4);     /* idle, armed, woken, armed */
+}
+END_TEST
+
+START_TEST(test_wakeup_rearm_zero) {
+        _cleanup_(t_freep) T *t = t_new();
+
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_WAKEUP, 0, 0), 0);
+        expect_states(t, "idle armed");
+        for (int i = 0; i < 5; i++) {
+                ck_assert_int_eq(t_device_wakes(t), 0);
+                expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+                expect_states(t, "woken armed");
+        }
+        expect_log(t, "open enter:w enter:w enter:w enter:w enter:w enter:w");
+        ck_assert_uint_eq(t->deadline_calls, 0);
+        ck_assert_uint_eq(t_counters(t).wakes, 5);
+        ck_assert_uint_eq(t_counters(t).arms, 6);
+}
+END_TEST
+
+/* A signal of the eventfd that was not the entry's end (stale, from before): the daemon takes it
+ * for a wake, but the kernel still has the entry in force and, the device not yet suspended,
+ * answers the re-entry with EINVAL. Not an error: exit, enter again. */
+START_TEST(test_wakeup_entry_einval) {
+        _cleanup_(t_freep) T *t = t_new();
+
+        t->dev.stay_active = true;
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_WAKEUP, 0, 100), 0);
+        expect_log(t, "open enter:w");
+        fake_signal(t->dev.wake_fd);
+        ck_assert_int_eq(pm_device_handle_wake(t->pm), 0);
+        expect_state(t, PM_STATE_WOKEN, T0 + 100 * USEC_PER_MSEC);
+        ck_assert_int_eq(t_fire(t), 0);
+        t->expected_violations = 1;     /* the one entry over another, which the kernel refused */
+        expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+        expect_log(t, "enter:w exit enter:w");
+        expect_states(t, "idle armed woken armed");
+        ck_assert_str_eq(pm_device_last_error(t->pm), "");
+        ck_assert_uint_eq(t_counters(t).arms, 2);
+}
+END_TEST
+
+START_TEST(test_entry_einval_twice) {
+        _cleanup_(t_freep) T *t = t_new();
+
+        t->dev.fail_enter = EINVAL;
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_WAKEUP, 0, 0), -EINVAL);
+        expect_log(t, "open enter:w exit enter:w");
+        expect_state(t, PM_STATE_ERROR, T0 + USEC_PER_SEC);
+        ck_assert_str_eq(pm_device_last_error(t->pm), "LOW_POWER_ENTRY_WITH_WAKEUP: Invalid argument");
+        ck_assert(pm_device_held(t->pm));
+
+        /* EINVAL, and the exit meant to end the stray entry fails: closed, re-opened on retry */
+        t->dev.fail_exit = EIO;
+        ck_assert_int_eq(t_fire(t), -EIO);
+        expect_log(t, "enter:w exit close");
+        expect_state(t, PM_STATE_ERROR, t->now + 2 * USEC_PER_SEC);
+        ck_assert_str_eq(pm_device_last_error(t->pm), "LOW_POWER_EXIT: Input/output error");
+        t->dev.fail_exit = 0;
+        t->dev.fail_enter = 0;
+        ck_assert_int_eq(t_fire(t), 0);
+        expect_log(t, "open enter:w");
+        expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+}
+END_TEST
+
+/* ---- the flap guard --------------------------------------------------------------------- */
+
+static PolicyValues flap_policy(uint64_t max, uint64_t window_s, uint64_t hold_s, uint64_t rearm_ms) {
+        PolicyValues p = policy(POLICY_MODE_WAKEUP, 0, rearm_ms);
+
+        p.flap_max_wakes = max;
+        p.flap_window_s = window_s;
+        p.flap_hold_s = hold_s;
+        return p;
+}
+
+START_TEST(test_flap_exact) {
+        _cleanup_(t_freep) T *t = t_new();
+        PolicyValues p = flap_policy(3, 10, 300, 0);
+        usec_t t1;
+
+        ck_assert_int_eq(pm_device_set_policy(t->pm, &p), 0);
+        expect_states(t, "idle armed");
+
+        /* wakes at 0, 1, 2 and 10 s: the fourth is exactly a window after the first, so only
+         * three lie inside (10 s - window, 10 s]: no flapping */
+        ck_assert_int_eq(t_device_wakes(t), 0);
+        t_advance(t, 1 * USEC_PER_SEC);
+        ck_assert_int_eq(t_device_wakes(t), 0);
+        t_advance(t, 1 * USEC_PER_SEC);
+        ck_assert_int_eq(t_device_wakes(t), 0);
+        t_advance(t, 8 * USEC_PER_SEC);
+        ck_assert_int_eq(t_device_wakes(t), 0);
+        expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+        ck_assert_uint_eq(t->flaps, 0);
+        expect_states(t, "woken armed woken armed woken armed woken armed");
+
+        /* at 11 s - 1 µs the wakes at 1, 2, 10 and now are four inside one window: flapping */
+        t_advance(t, 1 * USEC_PER_SEC - 1);
+        t1 = t->now;
+        ck_assert_int_eq(t_device_wakes(t), 0);
+        expect_state(t, PM_STATE_FLAPPING, t1 + 300 * USEC_PER_SEC);
+        expect_states(t, "flapping");
+        ck_assert_uint_eq(t_counters(t).wakes, 5);
+        ck_assert_uint_eq(t->flaps, 1);
+
+        /* held in D0 for flap_hold_s exactly; nothing can wake it */
+        t_advance(t, 300 * USEC_PER_SEC - 1);
+        ck_assert_int_eq(pm_device_handle_timer(t->pm), 0);
+        expect_state(t, PM_STATE_FLAPPING, t1 + 300 * USEC_PER_SEC);
+        ck_assert(!fake_device_wakes(&t->dev));
+        ck_assert_int_eq(t_fire(t), 0);
+        expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+        expect_states(t, "armed");
+
+        /* the window starts over: three quick wakes are fine, the fourth flaps */
+        for (int i = 0; i < 3; i++) {
+                ck_assert_int_eq(t_device_wakes(t), 0);
+                expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+        }
+        ck_assert_int_eq(t_device_wakes(t), 0);
+        expect_state(t, PM_STATE_FLAPPING, t->now + 300 * USEC_PER_SEC);
+        ck_assert_uint_eq(t->flaps, 2);
+        ck_assert_uint_eq(t_counters(t).wakes, 9);
+}
+END_TEST
+
+START_TEST(test_flap_max_one) {
+        _cleanup_(t_freep) T *t = t_new();
+        PolicyValues p = flap_policy(1, 1, 5, 0);
+
+        /* "more than 1 inside 1 s": two wakes 999999 µs apart */
+        ck_assert_int_eq(pm_device_set_policy(t->pm, &p), 0);
+        ck_assert_int_eq(t_device_wakes(t), 0);
+        t_advance(t, USEC_PER_SEC);
+        ck_assert_int_eq(t_device_wakes(t), 0);
+        expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+        t_advance(t, USEC_PER_SEC - 1);
+        ck_assert_int_eq(t_device_wakes(t), 0);
+        expect_state(t, PM_STATE_FLAPPING, t->now + 5 * USEC_PER_SEC);
+}
+END_TEST
+
+START_TEST(test_flap_hold_zero) {
+        _cleanup_(t_freep) T *t = t_new();
+        PolicyValues p = flap_policy(2, 60, 0, 0);
+
+        /* no hold: the guard only starts the window over */
+        ck_assert_int_eq(pm_device_set_policy(t->pm, &p), 0);
+        for (int i = 0; i < 10; i++) {
+                ck_assert_int_eq(t_device_wakes(t), 0);
+                expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+        }
+        ck_assert_uint_eq(t->flaps, 0);
+        ck_assert_uint_eq(t->deadline_calls, 0);
+}
+END_TEST
+
+START_TEST(test_flap_policy_change) {
+        _cleanup_(t_freep) T *t = t_new();
+        PolicyValues p = flap_policy(3, 60, 100, 0);
+
+        ck_assert_int_eq(pm_device_set_policy(t->pm, &p), 0);
+        for (int i = 0; i < 4; i++)
+                ck_assert_int_eq(t_device_wakes(t), 0);
+        expect_state(t, PM_STATE_FLAPPING, T0 + 100 * USEC_PER_SEC);
+
+        /* a shorter hold counts from the start of the flapping */
+        t_advance(t, 20 * USEC_PER_SEC);
+        p.flap_hold_s = 30;
+        ck_assert_int_eq(pm_device_set_policy(t->pm, &p), 0);
+        expect_state(t, PM_STATE_FLAPPING, T0 + 30 * USEC_PER_SEC);
+        /* one that has passed already ends it now */
+        p.flap_hold_s = 10;
+        ck_assert_int_eq(pm_device_set_policy(t->pm, &p), 0);
+        expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+
+        /* a new flap_max_wakes starts the window over */
+        ck_assert_int_eq(t_device_wakes(t), 0);
+        ck_assert_int_eq(t_device_wakes(t), 0);
+        p.flap_max_wakes = 2;
+        ck_assert_int_eq(pm_device_set_policy(t->pm, &p), 0);
+        ck_assert_int_eq(t_device_wakes(t), 0);
+        ck_assert_int_eq(t_device_wakes(t), 0);
+        expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+        ck_assert_int_eq(t_device_wakes(t), 0);
+        expect_state(t, PM_STATE_FLAPPING, t->now + 10 * USEC_PER_SEC);
+        ck_assert_uint_eq(t->flaps, 2);
+}
+END_TEST
+
+static uint64_t lcg(uint64_t *s) {
+        *s = *s * UINT64_C(6364136223846793005) + UINT64_C(1442695040888963407);
+        return *s >> 33;
+}
+
+/* 10,000 wakes with the default guard (more than 10 inside 60 s → 300 s in D0) at random
+ * intervals, checked wake by wake against a plain sliding-window count. */
+START_TEST(test_wake_storm) {
+        _cleanup_(t_freep) T *t = t_new();
+        PolicyValues p = flap_policy(10, 60, 300, 1000);
+        enum { WAKES = 10000 };
+        usec_t *window = calloc(WAKES, sizeof(usec_t)), last_rt = 0;
+        size_t n_window = 0;
+        unsigned model_flaps = 0, rearms = 0;
+        uint64_t seed = 42;
+
+        ck_assert_ptr_nonnull(window);
+        ck_assert_int_eq(pm_device_set_policy(t->pm, &p), 0);
+        expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+
+        for (unsigned i = 0; i < WAKES; i++) {
+                size_t inside = 1;
+                bool flapping;
+
+                /* armed for 0…8 s, then the device wakes */
+                t_advance(t, lcg(&seed) % (8 * USEC_PER_SEC));
+                ck_assert_int_eq(t_device_wakes(t), 0);
+                last_rt = t->now + t->rt_offset;
+
+                for (size_t j = 0; j < n_window; j++)
+                        if (t->now - window[j] < 60 * USEC_PER_SEC)
+                                inside++;
+                flapping = inside > 10;
+                if (flapping) {
+                        model_flaps++;
+                        n_window = 0;
+                        expect_state(t, PM_STATE_FLAPPING, t->now + 300 * USEC_PER_SEC);
+                } else {
+                        window[n_window++] = t->now;
+                        expect_state(t, PM_STATE_WOKEN, t->now + 1000 * USEC_PER_MSEC);
+                }
+                ck_assert_uint_eq(t->flaps, model_flaps);
+
+                ck_assert_int_eq(t_fire(t), 0);
+                rearms++;
+                expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+                t->states[0] = 0;
+                t->dev.log[0] = 0;
+        }
+        free(window);
+
+        PmCounters c = t_counters(t);
+        ck_assert_uint_eq(c.wakes, WAKES);
+        ck_assert_uint_eq(c.arms, 1 + rearms);
+        ck_assert_uint_eq(c.last_wake_realtime_usec, last_rt);
+        ck_assert_uint_eq(c.low_power_usec, t->armed_total + (t->now - t->armed_start));
+        ck_assert_uint_gt(model_flaps, 10);
+        ck_assert_uint_le(model_flaps, WAKES / 11);
+        ck_assert_uint_eq(t->dev.enters, 1 + rearms);
+        ck_assert_uint_eq(t->dev.exits, 0);
+        ck_assert_uint_eq(t->dev.opens, 1);
+}
+END_TEST
+
+/* A storm with no timer at all (rearm 0) and a guard too wide to trip: the ring grows to its
+ * full size and the counters stay exact. */
+START_TEST(test_wake_storm_no_delay) {
+        _cleanup_(t_freep) T *t = t_new();
+        PolicyValues p = flap_policy(1000000, 86400, 300, 0);
+
+        ck_assert_int_eq(pm_device_set_policy(t->pm, &p), 0);
+        for (unsigned i = 0; i < 10000; i++) {
+                t_advance(t, 10);
+                ck_assert_int_eq(t_device_wakes(t), 0);
+                t->dev.log[0] = 0;
+                t->states[0] = 0;
+        }
+        expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+        ck_assert_uint_eq(t_counters(t).wakes, 10000);
+        ck_assert_uint_eq(t_counters(t).arms, 10001);
+        ck_assert_uint_eq(t_counters(t).low_power_usec, 10000 * 10);
+        ck_assert_uint_eq(t->flaps, 0);
+        ck_assert_uint_eq(t->deadline_calls, 0);
+        ck_assert_uint_eq(t->state_calls, 2 + 2 * 10000);
+}
+END_TEST
+
+/* ---- policy changes --------------------------------------------------------------------- */
+
+static const char *mode_state(PolicyMode m) {
+        switch (m) {
+        case POLICY_MODE_KERNEL:
+                return "kernel";
+        case POLICY_MODE_ON:
+                return "on";
+        case POLICY_MODE_AUTO:
+        case POLICY_MODE_WAKEUP:
+                return "armed";
+        case _POLICY_MODE_MAX:
+        case _POLICY_MODE_INVALID:
+                break;
+        }
+        return NULL;
+}
+
+static void check_mode(T *t, PolicyMode m) {
+        ck_assert_str_eq(pm_state_to_string(pm_device_state(t->pm)), mode_state(m));
+        ck_assert_int_eq(pm_device_mode(t->pm), m);
+        ck_assert_uint_eq(pm_device_deadline(t->pm), USEC_INFINITY);
+        ck_assert_str_eq(t_attr(t, "power/control"), m == POLICY_MODE_ON ? "on" : "auto");
+        ck_assert_str_eq(t_attr(t, "d3cold_allowed"), "0");
+        ck_assert(pm_device_held(t->pm) == (m == POLICY_MODE_AUTO || m == POLICY_MODE_WAKEUP));
+        ck_assert(t->dev.open == pm_device_held(t->pm));
+        ck_assert_int_eq(t->dev.in_force, m == POLICY_MODE_WAKEUP ? FAKE_WAKEUP :
+                                          m == POLICY_MODE_AUTO ? FAKE_PLAIN : FAKE_NONE);
+        ck_assert_str_eq(pm_device_last_error(t->pm), "");
+}
+
+/* Every ordered pair of modes, armed devices included, with d3cold false throughout. */
+START_TEST(test_policy_pairs) {
+        static const char *const expected_log[_POLICY_MODE_MAX][_POLICY_MODE_MAX] = {
+                /* from kernel: to kernel, on, auto, wakeup */
+                { "", "", "open enter:p", "open enter:w" },
+                /* from on */
+                { "", "", "open enter:p", "open enter:w" },
+                /* from auto */
+                { "close", "close", "", "exit enter:w" },
+                /* from wakeup */
+                { "close", "close", "exit enter:p", "" },
+        };
+
+        for (PolicyMode a = 0; a < _POLICY_MODE_MAX; a++)
+                for (PolicyMode b = 0; b < _POLICY_MODE_MAX; b++) {
+                        _cleanup_(t_freep) T *t = t_new();
+                        PolicyValues p = policy(a, 0, 0);
+
+                        p.d3cold = POLICY_D3COLD_DENY;
+                        ck_assert_int_eq(pm_device_set_policy(t->pm, &p), 0);
+                        check_mode(t, a);
+                        t->dev.log[0] = 0;
+                        p.mode = b;
+                        ck_assert_int_eq(pm_device_set_policy(t->pm, &p), 0);
+                        check_mode(t, b);
+                        expect_log(t, expected_log[a][b]);
+                        /* an exit on an armed wake-up entry may fire: drained, not a wake */
+                        ck_assert_uint_eq(t_counters(t).wakes, 0);
+                        ck_assert_int_eq(pm_device_handle_wake(t->pm), 0);
+                        ck_assert_uint_eq(t_counters(t).wakes, 0);
+
+                        /* back to the first, and then the sysfs values come back on free */
+                        p.mode = a;
+                        ck_assert_int_eq(pm_device_set_policy(t->pm, &p), 0);
+                        check_mode(t, a);
+                        t->pm = pm_device_free(t->pm);
+                        ck_assert_str_eq(t_attr(t, "power/control"), "auto");
+                        ck_assert_str_eq(t_attr(t, "d3cold_allowed"), "1");
+                }
+}
+END_TEST
+
+START_TEST(test_policy_delay_changes) {
+        _cleanup_(t_freep) T *t = t_new();
+
+        /* idle: a new arm_delay_ms counts from the open */
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_WAKEUP, 1000, 2000), 0);
+        expect_state(t, PM_STATE_IDLE, T0 + 1000 * USEC_PER_MSEC);
+        t_advance(t, 300 * USEC_PER_MSEC);
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_WAKEUP, 5000, 2000), 0);
+        expect_state(t, PM_STATE_IDLE, T0 + 5000 * USEC_PER_MSEC);
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_WAKEUP, 300, 2000), 0);
+        expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+        expect_states(t, "idle armed");
+        expect_log(t, "open enter:w");
+
+        /* woken: a new rearm_delay_ms counts from the wake */
+        ck_assert_int_eq(t_device_wakes(t), 0);
+        usec_t w = t->now;
+        expect_state(t, PM_STATE_WOKEN, w + 2000 * USEC_PER_MSEC);
+        t_advance(t, 500 * USEC_PER_MSEC);
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_WAKEUP, 300, 700), 0);
+        expect_state(t, PM_STATE_WOKEN, w + 700 * USEC_PER_MSEC);
+        /* woken, to auto: the new mode's entry at the deadline */
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_AUTO, 300, 700), 0);
+        expect_state(t, PM_STATE_WOKEN, w + 700 * USEC_PER_MSEC);
+        ck_assert_int_eq(t_fire(t), 0);
+        expect_log(t, "enter:p");
+        /* armed: delays do not matter */
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_AUTO, 9, 9), 0);
+        expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+        expect_log(t, "");
+        /* idle, to kernel: closed, and the timer goes */
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_KERNEL, 9, 9), 0);
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_AUTO, 60000, 9), 0);
+        expect_state(t, PM_STATE_IDLE, t->now + 60000 * USEC_PER_MSEC);
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_KERNEL, 60000, 9), 0);
+        expect_state(t, PM_STATE_KERNEL, USEC_INFINITY);
+        expect_log(t, "close open close");
+}
+END_TEST
+
+/* ---- d3cold ----------------------------------------------------------------------------- */
+
+START_TEST(test_d3cold) {
+        _cleanup_(t_freep) T *t = t_new();
+        PolicyValues p = policy(POLICY_MODE_WAKEUP, 0, 0);
+
+        /* null leaves it alone */
+        ck_assert_int_eq(pm_device_set_policy(t->pm, &p), 0);
+        ck_assert_str_eq(t_attr(t, "d3cold_allowed"), "1");
+        expect_log(t, "open enter:w");
+
+        /* armed: the write would resume the device, so exit, write, enter: no wake counted */
+        p.d3cold = POLICY_D3COLD_DENY;
+        ck_assert_int_eq(pm_device_set_policy(t->pm, &p), 0);
+        ck_assert_str_eq(t_attr(t, "d3cold_allowed"), "0");
+        expect_log(t, "exit enter:w");
+        expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+        ck_assert_uint_eq(t_counters(t).wakes, 0);
+        ck_assert_int_eq(pm_device_handle_wake(t->pm), 0);
+        ck_assert_uint_eq(t_counters(t).wakes, 0);
+        expect_states(t, "idle armed");
+
+        /* unchanged: nothing issued, nothing written */
+        ck_assert_int_eq(pm_device_set_policy(t->pm, &p), 0);
+        expect_log(t, "");
+
+        p.d3cold = POLICY_D3COLD_ALLOW;
+        ck_assert_int_eq(pm_device_set_policy(t->pm, &p), 0);
+        ck_assert_str_eq(t_attr(t, "d3cold_allowed"), "1");
+        expect_log(t, "exit enter:w");
+
+        /* back to null: what was there before (1), here with nothing to write */
+        p.d3cold = POLICY_D3COLD_LEAVE;
+        ck_assert_int_eq(pm_device_set_policy(t->pm, &p), 0);
+        ck_assert_str_eq(t_attr(t, "d3cold_allowed"), "1");
+        expect_log(t, "");
+
+        p.d3cold = POLICY_D3COLD_DENY;
+        ck_assert_int_eq(pm_device_set_policy(t->pm, &p), 0);
+        ck_assert_str_eq(t_attr(t, "d3cold_allowed"), "0");
+        p.d3cold = POLICY_D3COLD_LEAVE;
+        ck_assert_int_eq(pm_device_set_policy(t->pm, &p), 0);
+        ck_assert_str_eq(t_attr(t, "d3cold_allowed"), "1");
+        expect_log(t, "exit enter:w exit enter:w");
+
+        /* kernel mode too: d3cold_allowed matters to the kernel's own idle PM */
+        p.mode = POLICY_MODE_KERNEL;
+        p.d3cold = POLICY_D3COLD_DENY;
+        ck_assert_int_eq(pm_device_set_policy(t->pm, &p), 0);
+        ck_assert_str_eq(t_attr(t, "d3cold_allowed"), "0");
+        expect_log(t, "close");
+        ck_assert_uint_eq(t_counters(t).wakes, 0);
+
+        /* free restores */
+        t->pm = pm_device_free(t->pm);
+        ck_assert_str_eq(t_attr(t, "d3cold_allowed"), "1");
+}
+END_TEST
+
+START_TEST(test_d3cold_missing) {
+        _cleanup_(t_freep) T *t = t_new_full(false);
+        PolicyValues p = policy(POLICY_MODE_AUTO, 0, 0);
+
+        /* a platform device has no d3cold_allowed: silently nothing */
+        p.d3cold = POLICY_D3COLD_DENY;
+        ck_assert_int_eq(pm_device_set_policy(t->pm, &p), 0);
+        expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+        ck_assert_str_eq(pm_device_last_error(t->pm), "");
+        p.d3cold = POLICY_D3COLD_ALLOW;
+        ck_assert_int_eq(pm_device_set_policy(t->pm, &p), 0);
+        expect_log(t, "open enter:p");
+        ck_assert_int_eq(faccessat(t->tmp->fd, "d3cold_allowed", F_OK, 0), -1);
+}
+END_TEST
+
+/* ---- busy, release, claim, request ------------------------------------------------------ */
+
+START_TEST(test_busy_claim) {
+        _cleanup_(t_freep) T *t = t_new();
+
+        t->dev.open_error = EBUSY;
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_WAKEUP, 100, 100), -EBUSY);
+        expect_state(t, PM_STATE_BUSY, USEC_INFINITY);
+        expect_states(t, "busy");
+        expect_log(t, "open");
+        ck_assert_uint_eq(t->deadline_calls, 0);      /* no timer: an idle daemon sleeps */
+        ck_assert_uint_eq(t->fds_calls, 0);
+
+        /* a reload with the same mode waits for Claim; Wake has nothing to act on */
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_WAKEUP, 100, 200), 0);
+        expect_log(t, "");
+        ck_assert_int_eq(pm_device_wake(t->pm), -ENOTCONN);
+
+        /* Claim (or a udev event) tries again */
+        ck_assert_int_eq(pm_device_claim(t->pm), -EBUSY);
+        expect_state(t, PM_STATE_BUSY, USEC_INFINITY);
+        expect_log(t, "open");
+        expect_states(t, "");
+        t->dev.open_error = 0;
+        ck_assert_int_eq(pm_device_claim(t->pm), 0);
+        expect_state(t, PM_STATE_IDLE, T0 + 100 * USEC_PER_MSEC);
+        expect_states(t, "idle");
+        ck_assert_int_eq(t_fire(t), 0);
+        expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+        expect_log(t, "open enter:w");
+        ck_assert_int_eq(pm_device_claim(t->pm), 0);          /* held: nothing to do */
+        expect_log(t, "");
+
+        /* busy, then the mode goes to kernel: busy ends */
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_KERNEL, 0, 0), 0);
+        t->dev.open_error = EBUSY;
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_AUTO, 0, 0), -EBUSY);
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_KERNEL, 0, 0), 0);
+        expect_state(t, PM_STATE_KERNEL, USEC_INFINITY);
+        expect_states(t, "armed kernel busy kernel");
+}
+END_TEST
+
+START_TEST(test_release_claim) {
+        _cleanup_(t_freep) T *t = t_new();
+
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_WAKEUP, 0, 1000), 0);
+        expect_log(t, "open enter:w");
+        t_advance(t, 5 * USEC_PER_SEC);
+
+        /* returns with the fd closed; nothing issued before the close */
+        ck_assert_int_eq(pm_device_release(t->pm), 0);
+        ck_assert(!t->dev.open);
+        expect_log(t, "close");
+        expect_state(t, PM_STATE_RELEASED, USEC_INFINITY);
+        expect_states(t, "idle armed released");
+        ck_assert(!pm_device_held(t->pm));
+        ck_assert_uint_eq(t_counters(t).low_power_usec, 5 * USEC_PER_SEC);
+
+        /* whatever the policy says, until Claim */
+        ck_assert_int_eq(pm_device_release(t->pm), 0);
+        ck_assert_int_eq(pm_device_wake(t->pm), -ENOTCONN);
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_AUTO, 0, 0), 0);
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_ON, 0, 0), 0);
+        ck_assert_str_eq(t_attr(t, "power/control"), "auto");
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_AUTO, 200, 0), 0);
+        ck_assert_int_eq(pm_device_handle_timer(t->pm), 0);
+        ck_assert_int_eq(pm_device_handle_request(t->pm), 0);
+        expect_state(t, PM_STATE_RELEASED, USEC_INFINITY);
+        expect_log(t, "");
+        expect_states(t, "");
+
+        /* Claim applies the policy of now */
+        ck_assert_int_eq(pm_device_claim(t->pm), 0);
+        expect_state(t, PM_STATE_IDLE, t->now + 200 * USEC_PER_MSEC);
+        ck_assert_int_eq(t_fire(t), 0);
+        expect_log(t, "open enter:p");
+        expect_states(t, "idle armed");
+
+        /* released with a kernel policy: Claim leaves it to the kernel */
+        ck_assert_int_eq(pm_device_release(t->pm), 0);
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_KERNEL, 0, 0), 0);
+        expect_state(t, PM_STATE_RELEASED, USEC_INFINITY);
+        ck_assert_int_eq(pm_device_claim(t->pm), 0);
+        expect_state(t, PM_STATE_KERNEL, USEC_INFINITY);
+        expect_log(t, "close");
+}
+END_TEST
+
+START_TEST(test_release_busy_and_error) {
+        _cleanup_(t_freep) T *t = t_new();
+
+        /* busy: released, so that no udev event grabs it for the daemon */
+        t->dev.open_error = EBUSY;
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_AUTO, 0, 0), -EBUSY);
+        ck_assert_int_eq(pm_device_release(t->pm), 0);
+        expect_state(t, PM_STATE_RELEASED, USEC_INFINITY);
+        t->dev.open_error = 0;
+        ck_assert_int_eq(pm_device_claim(t->pm), 0);
+        expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+
+        /* error, not held: the retries stop */
+        ck_assert_int_eq(pm_device_release(t->pm), 0);
+        t->dev.open_error = EACCES;
+        ck_assert_int_eq(pm_device_claim(t->pm), -EACCES);
+        expect_state(t, PM_STATE_ERROR, t->now + USEC_PER_SEC);
+        ck_assert_int_eq(pm_device_release(t->pm), 0);
+        expect_state(t, PM_STATE_RELEASED, USEC_INFINITY);
+
+        /* error, held: closed */
+        t->dev.open_error = 0;
+        t->dev.fail_enter = EIO;
+        ck_assert_int_eq(pm_device_claim(t->pm), -EIO);
+        expect_state(t, PM_STATE_ERROR, t->now + USEC_PER_SEC);
+        ck_assert(t->dev.open);
+        ck_assert_int_eq(pm_device_release(t->pm), 0);
+        ck_assert(!t->dev.open);
+        expect_states(t, "busy released idle armed released error released idle error released");
+        expect_log(t, "open open enter:p close open open enter:p close");
+}
+END_TEST
+
+START_TEST(test_request) {
+        _cleanup_(t_freep) T *t = t_new();
+
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_WAKEUP, 0, 0), 0);
+        expect_log(t, "open enter:w");
+
+        /* readable with nothing to read: not a request */
+        ck_assert_int_eq(pm_device_handle_request(t->pm), 0);
+        expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+
+        /* the kernel asks: closed at once, with no exit first; not re-opened */
+        fake_signal(t->dev.request_fd);
+        ck_assert_int_eq(pm_device_handle_request(t->pm), 0);
+        ck_assert(!t->dev.open);
+        expect_log(t, "close");
+        expect_state(t, PM_STATE_RELEASED, USEC_INFINITY);
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_WAKEUP, 0, 0), 0);
+        ck_assert_int_eq(pm_device_handle_timer(t->pm), 0);
+        expect_log(t, "");
+        expect_states(t, "idle armed released");
+
+        /* a device that stayed with vfio comes back on Claim */
+        ck_assert_int_eq(pm_device_claim(t->pm), 0);
+        expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+        expect_log(t, "open enter:w");
+
+        /* while woken too */
+        t->states[0] = 0;
+        PolicyValues p = policy(POLICY_MODE_WAKEUP, 0, 500);
+        ck_assert_int_eq(pm_device_set_policy(t->pm, &p), 0);
+        ck_assert_int_eq(t_device_wakes(t), 0);
+        fake_signal(t->dev.request_fd);
+        ck_assert_int_eq(pm_device_handle_request(t->pm), 0);
+        expect_state(t, PM_STATE_RELEASED, USEC_INFINITY);
+        expect_states(t, "woken released");
+        expect_log(t, "close");
+}
+END_TEST
+
+/* ---- D-Bus Wake ------------------------------------------------------------------------- */
+
+START_TEST(test_dbus_wake) {
+        _cleanup_(t_freep) T *t = t_new();
+
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_WAKEUP, 0, 1500), 0);
+        expect_log(t, "open enter:w");
+        t_advance(t, USEC_PER_SEC);
+
+        /* exit (which fires the eventfd here), drained, not a wake */
+        ck_assert_int_eq(pm_device_wake(t->pm), 0);
+        expect_log(t, "exit");
+        expect_state(t, PM_STATE_WOKEN, t->now + 1500 * USEC_PER_MSEC);
+        ck_assert_int_eq(pm_device_handle_wake(t->pm), 0);
+        ck_assert_uint_eq(t_counters(t).wakes, 0);
+        ck_assert_uint_eq(t_counters(t).last_wake_realtime_usec, 0);
+        ck_assert_uint_eq(t_counters(t).low_power_usec, USEC_PER_SEC);
+
+        /* already in D0: nothing */
+        ck_assert_int_eq(pm_device_wake(t->pm), 0);
+        expect_log(t, "");
+        ck_assert_int_eq(t_fire(t), 0);
+        expect_log(t, "enter:w");
+        expect_states(t, "idle armed woken armed");
+
+        /* auto: the plain entry ends with the exit, and comes back after the delay */
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_AUTO, 0, 1500), 0);
+        expect_log(t, "exit enter:p");
+        ck_assert_int_eq(pm_device_wake(t->pm), 0);
+        expect_state(t, PM_STATE_WOKEN, t->now + 1500 * USEC_PER_MSEC);
+        ck_assert_int_eq(t_fire(t), 0);
+        expect_log(t, "exit enter:p");
+        ck_assert_uint_eq(t_counters(t).wakes, 0);
+
+        /* an exit that fails: closed, error, re-opened on retry */
+        t->dev.fail_exit = EIO;
+        ck_assert_int_eq(pm_device_wake(t->pm), -EIO);
+        ck_assert(!t->dev.open);
+        expect_state(t, PM_STATE_ERROR, t->now + USEC_PER_SEC);
+        ck_assert_str_eq(pm_device_last_error(t->pm), "LOW_POWER_EXIT: Input/output error");
+        t->dev.fail_exit = 0;
+        ck_assert_int_eq(t_fire(t), 0);
+        expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+        expect_log(t, "exit close open enter:p");
+}
+END_TEST
+
+/* ---- errors ----------------------------------------------------------------------------- */
+
+START_TEST(test_entry_error_backoff) {
+        _cleanup_(t_freep) T *t = t_new();
+        static const unsigned backoff_s[] = { 1, 2, 4, 8, 16, 32, 60, 60, 60 };
+        usec_t start;
+
+        /* vfio_pm_sim's fail_next_entry, every time */
+        t->dev.fail_enter = EIO;
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_WAKEUP, 0, 0), -EIO);
+        ck_assert_str_eq(pm_device_last_error(t->pm), "LOW_POWER_ENTRY_WITH_WAKEUP: Input/output error");
+        for (size_t i = 0; i < sizeof(backoff_s) / sizeof(backoff_s[0]); i++) {
+                start = t->now;
+                expect_state(t, PM_STATE_ERROR, start + backoff_s[i] * USEC_PER_SEC);
+                ck_assert(pm_device_held(t->pm));      /* held while the entry is retried */
+                ck_assert_int_eq(t_fire(t), -EIO);
+        }
+        ck_assert_uint_eq(t->dev.opens, 1);
+        ck_assert_uint_eq(t->dev.enters, 10);
+        ck_assert_uint_eq(t_counters(t).arms, 0);
+        expect_states(t, "idle error");
+
+        /* Claim retries at once, the backoff goes on */
+        ck_assert_int_eq(pm_device_claim(t->pm), -EIO);
+        expect_state(t, PM_STATE_ERROR, t->now + 60 * USEC_PER_SEC);
+
+        /* recovery, and the backoff starts over */
+        t->dev.fail_enter = 0;
+        ck_assert_int_eq(t_fire(t), 0);
+        expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+        expect_states(t, "armed");
+        ck_assert_uint_eq(t_counters(t).arms, 1);
+        t->dev.fail_next_enter = EIO;
+        ck_assert_int_eq(t_device_wakes(t), -EIO);
+        expect_state(t, PM_STATE_ERROR, t->now + USEC_PER_SEC);
+        expect_states(t, "woken error");
+        ck_assert_int_eq(t_fire(t), 0);
+        expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+
+        /* a reload with the same mode keeps the error's timer; another mode acts now */
+        t->dev.fail_enter = EIO;
+        ck_assert_int_eq(t_device_wakes(t), -EIO);
+        start = t->now;
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_WAKEUP, 0, 0), 0);
+        expect_state(t, PM_STATE_ERROR, start + USEC_PER_SEC);
+        t->dev.fail_enter = 0;
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_AUTO, 0, 0), 0);
+        expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+        ck_assert_int_eq(t->dev.in_force, FAKE_PLAIN);
+}
+END_TEST
+
+START_TEST(test_open_error_backoff) {
+        _cleanup_(t_freep) T *t = t_new();
+
+        t->dev.open_error = EACCES;
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_AUTO, 300, 0), -EACCES);
+        expect_state(t, PM_STATE_ERROR, T0 + USEC_PER_SEC);
+        ck_assert_str_eq(pm_device_last_error(t->pm), "open: Permission denied");
+        ck_assert(!pm_device_held(t->pm));
+        ck_assert_int_eq(pm_device_wake(t->pm), -ENOTCONN);
+        ck_assert_int_eq(t_fire(t), -EACCES);
+        expect_state(t, PM_STATE_ERROR, T0 + 3 * USEC_PER_SEC);
+        ck_assert_int_eq(t_fire(t), -EACCES);
+        expect_state(t, PM_STATE_ERROR, T0 + 7 * USEC_PER_SEC);
+
+        /* opened at last: as after any open, arm_delay_ms first */
+        t->dev.open_error = 0;
+        ck_assert_int_eq(t_fire(t), 0);
+        expect_state(t, PM_STATE_IDLE, T0 + 7 * USEC_PER_SEC + 300 * USEC_PER_MSEC);
+        ck_assert_int_eq(t_fire(t), 0);
+        expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+        expect_states(t, "error idle armed");
+        expect_log(t, "open open open open enter:p");
+        /* the last error stays until another replaces it */
+        ck_assert_str_eq(pm_device_last_error(t->pm), "open: Permission denied");
+
+        /* error, then mode kernel: no more retries */
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_KERNEL, 0, 0), 0);
+        t->dev.open_error = ENODEV;
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_AUTO, 0, 0), -ENODEV);
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_KERNEL, 0, 0), 0);
+        expect_state(t, PM_STATE_KERNEL, USEC_INFINITY);
+}
+END_TEST
+
+START_TEST(test_mode_change_exit_error) {
+        _cleanup_(t_freep) T *t = t_new();
+
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_AUTO, 0, 0), 0);
+        t->dev.fail_exit = EIO;
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_WAKEUP, 0, 0), -EIO);
+        ck_assert(!t->dev.open);
+        expect_state(t, PM_STATE_ERROR, T0 + USEC_PER_SEC);
+        t->dev.fail_exit = 0;
+        ck_assert_int_eq(t_fire(t), 0);
+        expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+        expect_log(t, "open enter:p exit close open enter:w");
+        expect_states(t, "idle armed error idle armed");
+}
+END_TEST
+
+/* ---- the rest --------------------------------------------------------------------------- */
+
+START_TEST(test_free_held) {
+        _cleanup_(t_freep) T *t = t_new();
+        PolicyValues p = policy(POLICY_MODE_WAKEUP, 0, 0);
+
+        p.d3cold = POLICY_D3COLD_DENY;
+        ck_assert_int_eq(pm_device_set_policy(t->pm, &p), 0);
+        ck_assert_str_eq(t_attr(t, "d3cold_allowed"), "0");
+        t->dev.log[0] = 0;
+        t->pm = pm_device_free(t->pm);
+        /* closed with nothing issued first (the close ends the entry), then sysfs restored */
+        ck_assert_str_eq(t->dev.log, "close");
+        ck_assert(!t->dev.open);
+        ck_assert_str_eq(t_attr(t, "d3cold_allowed"), "1");
+        ck_assert_str_eq(t_attr(t, "power/control"), "auto");
+}
+END_TEST
+
+START_TEST(test_kernel_suspended_msec) {
+        _cleanup_(t_freep) T *t = t_new();
+        uint64_t ms = 0;
+
+        ck_assert_int_eq(pm_device_kernel_suspended_msec(t->pm, &ms), 0);
+        ck_assert_uint_eq(ms, 1234);
+        ck_assert_int_eq(unlinkat(t->tmp->fd, "power/runtime_suspended_time", 0), 0);
+        ck_assert_int_eq(pm_device_kernel_suspended_msec(t->pm, &ms), -ENOENT);
+        ck_assert_uint_eq(ms, 1234);
+}
+END_TEST
+
+START_TEST(test_held_fds) {
+        _cleanup_(t_freep) T *t = t_new();
+
+        ck_assert_int_eq(pm_device_wake_fd(t->pm), -EBADF);
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_AUTO, 0, 0), 0);
+        ck_assert_int_eq(pm_device_wake_fd(t->pm), t->dev.wake_fd);
+        ck_assert_int_eq(pm_device_request_fd(t->pm), t->dev.request_fd);
+        ck_assert_int_ge(pm_device_wake_fd(t->pm), 0);
+        /* other ops than vfio.h's: no VfioDevice to give */
+        ck_assert_ptr_null(pm_device_vfio(t->pm));
+        ck_assert_uint_eq(t->fds_calls, 1);
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_ON, 0, 0), 0);
+        ck_assert_uint_eq(t->fds_calls, 2);
+        ck_assert_int_eq(pm_device_wake_fd(t->pm), -EBADF);
+}
+END_TEST
+
+Suite *pm_suite(void) {
+        Suite *s = suite_create("pm");
+        TCase *tc;
+
+        tc = tcase_create("names");
+        tcase_add_test(tc, test_state_strings);
+        tcase_add_test(tc, test_new_invalid);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("unheld");
+        tcase_add_test(tc, test_kernel_mode);
+        tcase_add_test(tc, test_on_mode);
+        tcase_add_test(tc, test_on_mode_free_restores);
+        tcase_add_test(tc, test_on_mode_no_attribute);
+        tcase_add_test(tc, test_on_mode_error_backoff);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("held");
+        tcase_add_test(tc, test_auto_arm_delay);
+        tcase_add_test(tc, test_auto_zero_delay);
+        tcase_add_test(tc, test_wakeup_cycle);
+        tcase_add_test(tc, test_wakeup_rearm_zero);
+        tcase_add_test(tc, test_wakeup_entry_einval);
+        tcase_add_test(tc, test_entry_einval_twice);
+        tcase_add_test(tc, test_dbus_wake);
+        tcase_add_test(tc, test_held_fds);
+        tcase_add_test(tc, test_free_held);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("flap");
+        tcase_add_test(tc, test_flap_exact);
+        tcase_add_test(tc, test_flap_max_one);
+        tcase_add_test(tc, test_flap_hold_zero);
+        tcase_add_test(tc, test_flap_policy_change);
+        tcase_add_test(tc, test_wake_storm);
+        tcase_add_test(tc, test_wake_storm_no_delay);
+        tcase_set_timeout(tc, 60);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("policy");
+        tcase_add_test(tc, test_policy_pairs);
+        tcase_add_test(tc, test_policy_delay_changes);
+        tcase_add_test(tc, test_d3cold);
+        tcase_add_test(tc, test_d3cold_missing);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("handoff");
+        tcase_add_test(tc, test_busy_claim);
+        tcase_add_test(tc, test_release_claim);
+        tcase_add_test(tc, test_release_busy_and_error);
+        tcase_add_test(tc, test_request);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("errors");
+        tcase_add_test(tc, test_entry_error_backoff);
+        tcase_add_test(tc, test_open_error_backoff);
+        tcase_add_test(tc, test_mode_change_exit_error);
+        tcase_add_test(tc, test_kernel_suspended_msec);
+        suite_add_tcase(s, tc);
+
+        return s;
+}
