@@ -1,0 +1,73 @@
+#!/bin/bash
+# vfiopmd hand-off: busy then claimed on a udev event, unbind of a held device via the request IRQ, vfio-pm-sim fail_next_entry (error, recovery) and remove while armed, SIGKILL and restart.
+set -u
+. "$(dirname "$0")/lib/common.sh"
+tool=$VFIOPM_TESTS_DIR/vfio-pm-tool
+
+modprobe vfio_pm_sim devices=3 || fail "modprobe vfio_pm_sim"
+nic=$(vfio_pci_devices | head -n1)
+sim=/sys/bus/platform/devices
+policy_write 50-all.json '{ "mode": "wakeup", "rearm_delay_ms": 0 }'
+
+# -- a group held by another process: busy, then claimed once it is free and udev says so
+"$tool" vfio-pm-sim.1 open ready=/run/held await=/run/release/30000 close >/var/tmp/holder.log 2>&1 &
+holder=$!
+for ((i = 0; i < 500; i++)); do [ -e /run/held ] && break; sleep 0.01; done
+[ -e /run/held ] || fail "the holder did not open vfio-pm-sim.1"
+daemon_start
+wait_log "^vfio-pm-sim.1: kernel → busy" 5 || fail "vfio-pm-sim.1 not busy while another process holds it"
+wait_log "^$nic: idle → armed" 5 || fail "$nic not armed"
+pass "vfio-pm-sim.1 busy while held elsewhere"
+touch /run/release
+wait "$holder" || fail "the holder failed: $(cat /var/tmp/holder.log)"
+udevadm trigger --action=change "$sim/vfio-pm-sim.1"
+wait_log "^vfio-pm-sim.1: busy → idle" 5 || fail "vfio-pm-sim.1 not claimed after the holder closed"
+wait_log "^vfio-pm-sim.1: idle → armed" 5 || fail "vfio-pm-sim.1 not armed after the claim"
+pass "vfio-pm-sim.1 claimed on the udev event after the holder closed"
+
+# -- unbinding a held device completes promptly: the daemon closes on the request IRQ
+now_ms; t0=$NOW_MS
+timeout 10 sh -c "echo $nic >/sys/bus/pci/drivers/vfio-pci/unbind" || fail "unbinding held $nic hung"
+now_ms; took=$((NOW_MS - t0))
+wait_log "^$nic: The kernel asks for the device back" 5 || fail "no request IRQ logged for $nic"
+wait_log "^$nic: Gone from its VFIO driver" 5 || fail "$nic not forgotten after unbind"
+pass "unbinding held $nic took $took ms (request IRQ, then close)"
+echo "$nic" >/sys/bus/pci/drivers_probe
+wait_log "^$nic: Found pci device" 5 2 || fail "$nic not found again after rebinding"
+wait_log "^$nic: idle → armed" 5 2 || fail "$nic not armed again after rebinding"
+pass "$nic bound again: found and armed"
+
+# -- fail_next_entry: the re-entry after a wake fails → error, then the backoff retry recovers
+wait_runtime vfio-pm-sim.0 suspended || fail "vfio-pm-sim.0 not suspended"
+echo 5 >"$sim/vfio-pm-sim.0/sim/fail_next_entry"
+echo 1 >"$sim/vfio-pm-sim.0/sim/wake"
+wait_log "^vfio-pm-sim.0: .* → error: .*Input/output error" 5 || fail "a failed entry did not give the error state"
+wait_log "^vfio-pm-sim.0: error → " 5 || fail "vfio-pm-sim.0 did not leave the error state"
+wait_log "^vfio-pm-sim.0: .* → armed" 5 2 || fail "vfio-pm-sim.0 not armed again after the error"
+wait_runtime vfio-pm-sim.0 suspended || fail "vfio-pm-sim.0 not suspended after recovery"
+pass "fail_next_entry=5: error with EIO, recovered by the backoff retry"
+
+# -- remove while armed: the daemon lets go and the device disappears
+wait_runtime vfio-pm-sim.2 suspended || fail "vfio-pm-sim.2 not suspended"
+echo 1 >"$sim/vfio-pm-sim.2/sim/remove"
+for ((i = 0; i < 500; i++)); do [ -e /sys/devices/platform/vfio-pm-sim.2 ] || break; sleep 0.01; done
+[ -e /sys/devices/platform/vfio-pm-sim.2 ] && fail "vfio-pm-sim.2 still there 5 s after remove"
+wait_log "^vfio-pm-sim.2: Gone from its VFIO driver" 5 || fail "vfio-pm-sim.2 not forgotten"
+pass "vfio-pm-sim.2 removed while armed: released and gone"
+
+# -- SIGKILL with devices armed: the kernel closes them; a restarted daemon claims them again
+declare -A armed_before
+for d in "$nic" vfio-pm-sim.0 vfio-pm-sim.1; do armed_before[$d]=$(log_count "^$d: idle → armed"); done
+kill -KILL "$(daemon_pid)"
+for ((i = 0; i < 500; i++)); do [ "$(systemctl is-active "$VFIOPMD_UNIT")" = active ] || break; sleep 0.01; done
+"$tool" vfio-pm-sim.0 open close >/dev/null || fail "vfio-pm-sim.0 still held after SIGKILL"
+daemon_start
+for d in "$nic" vfio-pm-sim.0 vfio-pm-sim.1; do
+	wait_log "^$d: idle → armed" 5 $((armed_before[$d] + 1)) || fail "$d not armed after restart"
+	wait_runtime "$d" suspended || fail "$d not suspended after restart"
+done
+pass "SIGKILL and restart: every device claimed and armed again"
+daemon_stop
+
+timeline_dump
+say "PASS"
