@@ -1,0 +1,54 @@
+#!/bin/bash
+# The main job: vfiopmd holding e1000e NICs (vfio-pci) and vfio-pm-sim devices, their states before, during and after a wake.
+set -u
+. "$(dirname "$0")/lib/common.sh"
+
+modprobe vfio_pm_sim devices=2 || fail "modprobe vfio_pm_sim"
+nics=($(vfio_pci_devices))
+[ ${#nics[@]} -ge 2 ] || fail "need 2 vfio-pci NICs"
+policy_write 50-demo.json "[
+  { \"match\": { \"device\": \"${nics[0]}\" }, \"mode\": \"wakeup\", \"rearm_delay_ms\": 3000 },
+  { \"match\": { \"device\": \"${nics[1]}\" }, \"mode\": \"auto\" },
+  { \"match\": { \"device\": \"vfio-pm-sim.0\" }, \"mode\": \"wakeup\", \"rearm_delay_ms\": 2000 },
+  { \"match\": { \"device\": \"vfio-pm-sim.1\" }, \"mode\": \"kernel\" }
+]"
+say "policy ($POLICY_DIR/50-demo.json):"
+sed 's/^/    /' "$POLICY_DIR/50-demo.json"
+
+# The daemon's state of a device: the last transition it logged.
+state_of() { daemon_log | sed -n "s/^$1: [a-z]* → \([a-z]*\).*/\1/p" | tail -n1; }
+show() {
+	say "$1"
+	printf '    %-14s %-12s %-8s %-7s %-10s %s\n' DEVICE DRIVER STATE POWER RUNTIME SUSPENDED_MS
+	for d in "${nics[@]}" vfio-pm-sim.0 vfio-pm-sim.1; do
+		local dir; dir=$(dev_dir "$d")
+		printf '    %-14s %-12s %-8s %-7s %-10s %s\n' "$d" "$(basename "$(readlink "$dir/driver")")" \
+			"$(state_of "$d" | grep . || echo kernel)" "$(cat "$dir/power_state" 2>/dev/null || echo -)" \
+			"$(cat "$dir/power/runtime_status")" "$(cat "$dir/power/runtime_suspended_time")"
+	done
+}
+
+daemon_start
+for d in "${nics[0]}" "${nics[1]}" vfio-pm-sim.0; do
+	wait_log "^$d: idle → armed" 10 || fail "$d not armed"
+	wait_runtime "$d" suspended || fail "$d not suspended"
+done
+wait_runtime vfio-pm-sim.1 suspended || fail "vfio-pm-sim.1 not idle"
+show "armed: vfiopmd holds ${nics[0]}, ${nics[1]} and vfio-pm-sim.0 in low power; vfio-pm-sim.1 is left to the kernel"
+
+say "a host access wakes ${nics[0]} (power/control on, auto); vfio-pm-sim.0 signals a PME"
+echo on >"$(dev_dir "${nics[0]}")/power/control"
+echo auto >"$(dev_dir "${nics[0]}")/power/control"
+echo 1 >/sys/bus/platform/devices/vfio-pm-sim.0/sim/pme
+wait_log "^${nics[0]}: armed → woken" 5 || fail "${nics[0]}: wake not handled"
+wait_log "^vfio-pm-sim.0: armed → woken" 5 || fail "vfio-pm-sim.0: wake not handled"
+show "woken: the wake-up eventfds fired, both stay in D0 for their rearm_delay_ms"
+
+wait_log "^${nics[0]}: woken → armed" 10 || fail "${nics[0]} not re-armed"
+wait_log "^vfio-pm-sim.0: woken → armed" 10 || fail "vfio-pm-sim.0 not re-armed"
+for d in "${nics[0]}" vfio-pm-sim.0; do wait_runtime "$d" suspended || fail "$d not suspended"; done
+show "re-armed after the delay, back in low power"
+
+timeline_dump
+daemon_stop
+say "PASS"
