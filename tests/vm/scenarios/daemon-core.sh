@@ -28,6 +28,11 @@ for d in "$wake" "$autodev" vfio-pm-sim.0; do
 	pass "$d armed and suspended"
 done
 
+# -- sd_notify STATUS= counts the devices by state
+status=$(systemctl show -p StatusText --value "$VFIOPMD_UNIT")
+[ "$status" = "5 devices: 1 kernel, 1 on, 3 armed" ] || fail "STATUS is '$status'"
+pass "STATUS=$status"
+
 # -- kernel and on never open the device: another process can
 for d in vfio-pm-sim.1 vfio-pm-sim.2; do
 	"$tool" "$d" open close >/dev/null || fail "$d: a second process could not open it"
