@@ -13,27 +13,15 @@
 #include "fixture.h"
 #include "policy-file.h"
 #include "policy.h"
+#include "policy-helpers.h"
 #include "suites.h"
 
 /* Policy files: parsing, the corpus of bad files (tests/fixtures/policy/bad: each NAME.json
  * with the exact message in NAME.json.expect), the directory loader on fixture trees
  * (tests/fixtures/policy/tree, copied to a scratch dir where a test changes it). */
 
-#define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
-
 /* Cases of the corpus kept in git, at least; the generated ones come on top. */
 #define CORPUS_MIN 30
-
-static const DeviceFacts gpu = {
-        .name = "0000:01:00.0",
-        .vendor = "10de",
-        .device_id = "2204",
-        .subsystem_vendor = "1458",
-        .subsystem_device = "403b",
-        .class = "030000",
-        .driver = "vfio-pci",
-        .iommu_group = 12,
-};
 
 static const DeviceFacts nic = {
         .name = "0000:00:03.0",
@@ -148,12 +136,6 @@ static EffectivePolicy *evaluate(const PolicySet *set, const DeviceFacts *dev) {
 
         ck_assert_int_eq(policy_set_evaluate(set, dev, &p), 0);
         return p;
-}
-
-static void assert_source(const EffectivePolicy *p, PolicyKey k, const char *file, size_t rule) {
-        ck_assert_msg(p->source[k].file, "%s: expected %s, got the default", policy_key_to_string(k), file);
-        ck_assert_str_eq(p->source[k].file, file);
-        ck_assert_uint_eq(p->source[k].rule, rule);
 }
 
 static const PolicySetEntry *find_entry(const PolicySet *set, const char *name) {
@@ -388,7 +370,7 @@ START_TEST(test_good_fixtures) {
                         const PolicyRule *r = &f->rules[0];
 
                         ck_assert_uint_eq(f->n_rules, 4);
-                        ck_assert(policy_match_device(&r->match, &gpu));
+                        ck_assert(policy_match_device(&r->match, &policy_test_gpu));
                         ck_assert_int_eq(r->values.mode, POLICY_MODE_WAKEUP);
                         ck_assert_uint_eq(r->values.arm_delay_ms, 3600000);
                         ck_assert_uint_eq(r->values.rearm_delay_ms, 0);
@@ -399,7 +381,7 @@ START_TEST(test_good_fixtures) {
                         ck_assert_double_eq(r->values.power_active_w, 35.5);
                         ck_assert_double_eq(r->values.power_low_w, 0);
                         ck_assert(policy_match_device(&f->rules[1].match, &sim));
-                        ck_assert(!policy_match_device(&f->rules[1].match, &gpu));
+                        ck_assert(!policy_match_device(&f->rules[1].match, &policy_test_gpu));
                 } else if (strcmp(de->d_name, "empty-array.json") == 0)
                         ck_assert_uint_eq(f->n_rules, 0);
         }
@@ -486,7 +468,7 @@ START_TEST(test_bad_corpus_loaded) {
                         ck_assert_int_lt(strcmp(set->entries[i - 1].name, e->name), 0);
         }
 
-        p = evaluate(set, &gpu);
+        p = evaluate(set, &policy_test_gpu);
         ck_assert(policy_values_equal(&p->values, policy_defaults()));
 }
 END_TEST
@@ -655,35 +637,35 @@ START_TEST(test_tree) {
 
         /* the GPU: /etc's 50-gpu.json, without /usr/lib's d3cold:false; /run's files apply by
          * name, before and after it */
-        g = evaluate(set, &gpu);
+        g = evaluate(set, &policy_test_gpu);
         ck_assert_int_eq(g->values.mode, POLICY_MODE_WAKEUP);
-        assert_source(g, POLICY_KEY_MODE, ETC "50-gpu.json", 0);
+        assert_policy_source(g, POLICY_KEY_MODE, ETC "50-gpu.json", 0);
         ck_assert_uint_eq(g->values.rearm_delay_ms, 3000);
-        assert_source(g, POLICY_KEY_REARM_DELAY_MS, ETC "50-gpu.json", 0);
+        assert_policy_source(g, POLICY_KEY_REARM_DELAY_MS, ETC "50-gpu.json", 0);
         ck_assert_int_eq(g->values.d3cold, POLICY_D3COLD_LEAVE);
-        assert_source(g, POLICY_KEY_D3COLD, USR "00-defaults.json", 0);
+        assert_policy_source(g, POLICY_KEY_D3COLD, USR "00-defaults.json", 0);
         ck_assert_uint_eq(g->values.flap_max_wakes, 3);
-        assert_source(g, POLICY_KEY_FLAP_MAX_WAKES, RUN "80-override.json", 0);
+        assert_policy_source(g, POLICY_KEY_FLAP_MAX_WAKES, RUN "80-override.json", 0);
         ck_assert_double_eq(g->values.power_active_w, 20);
-        assert_source(g, POLICY_KEY_POWER_ACTIVE_W, RUN "10-early.json", 0);
+        assert_policy_source(g, POLICY_KEY_POWER_ACTIVE_W, RUN "10-early.json", 0);
         ck_assert(isnan(g->values.power_low_w));
-        assert_source(g, POLICY_KEY_POWER_LOW_W, USR "00-defaults.json", 0);
+        assert_policy_source(g, POLICY_KEY_POWER_LOW_W, USR "00-defaults.json", 0);
         ck_assert_uint_eq(g->values.arm_delay_ms, 0);
-        assert_source(g, POLICY_KEY_ARM_DELAY_MS, USR "00-defaults.json", 0);
+        assert_policy_source(g, POLICY_KEY_ARM_DELAY_MS, USR "00-defaults.json", 0);
 
         /* the NIC: both rules of 70-nic.json */
         n = evaluate(set, &nic);
         ck_assert_int_eq(n->values.mode, POLICY_MODE_WAKEUP);
-        assert_source(n, POLICY_KEY_MODE, USR "70-nic.json", 0);
+        assert_policy_source(n, POLICY_KEY_MODE, USR "70-nic.json", 0);
         ck_assert_uint_eq(n->values.rearm_delay_ms, 2000);
-        assert_source(n, POLICY_KEY_REARM_DELAY_MS, USR "70-nic.json", 1);
+        assert_policy_source(n, POLICY_KEY_REARM_DELAY_MS, USR "70-nic.json", 1);
         ck_assert_uint_eq(n->values.flap_max_wakes, 10);
-        assert_source(n, POLICY_KEY_FLAP_MAX_WAKES, USR "00-defaults.json", 0);
+        assert_policy_source(n, POLICY_KEY_FLAP_MAX_WAKES, USR "00-defaults.json", 0);
 
         /* the simulated device: 60-sim.json is masked, 10-early.json's "on" stays */
         s = evaluate(set, &sim);
         ck_assert_int_eq(s->values.mode, POLICY_MODE_ON);
-        assert_source(s, POLICY_KEY_MODE, RUN "10-early.json", 0);
+        assert_policy_source(s, POLICY_KEY_MODE, RUN "10-early.json", 0);
 
         ck_assert_int_eq(effective_policy_to_json(g, &json), 0);
         ck_assert_ptr_nonnull(strstr(json,
@@ -707,7 +689,7 @@ START_TEST(test_missing_dirs) {
         ck_assert_int_eq(policy_set_load(set, t->fd, dirs), 0);
         ck_assert_uint_eq(set->n_entries, 0);
         ck_assert_uint_eq(set->n_files, 0);
-        p = evaluate(set, &gpu);
+        p = evaluate(set, &policy_test_gpu);
         ck_assert(policy_values_equal(&p->values, policy_defaults()));
         ck_assert_ptr_null(p->source[POLICY_KEY_MODE].file);
 
@@ -759,15 +741,15 @@ START_TEST(test_reload) {
         ck_assert_ptr_nonnull(e);
         ck_assert_str_eq(e->error, set->errors[0]);
         ck_assert_ptr_nonnull(e->file);
-        p = evaluate(set, &gpu);
+        p = evaluate(set, &policy_test_gpu);
         ck_assert_uint_eq(p->values.rearm_delay_ms, 3000);
-        assert_source(p, POLICY_KEY_REARM_DELAY_MS, ETC "50-gpu.json", 0);
+        assert_policy_source(p, POLICY_KEY_REARM_DELAY_MS, ETC "50-gpu.json", 0);
         ck_assert_int_eq(p->values.mode, POLICY_MODE_WAKEUP);
         p = effective_policy_free(p);
 
         /* and stays in force across further failing reloads */
         ck_assert_int_eq(reload(set, t->fd, dirs), 1);
-        p = evaluate(set, &gpu);
+        p = evaluate(set, &policy_test_gpu);
         ck_assert_uint_eq(p->values.rearm_delay_ms, 3000);
         p = effective_policy_free(p);
 
@@ -790,11 +772,11 @@ START_TEST(test_reload) {
         ck_assert_int_eq(reload(set, t->fd, dirs), 1);
         ck_assert_str_eq(set->errors[0],
                          RUN "55-new.json: mode: expected \"kernel\", \"on\", \"auto\" or \"wakeup\", got \"sleep\"");
-        p = evaluate(set, &gpu);
+        p = evaluate(set, &policy_test_gpu);
         ck_assert_uint_eq(p->values.rearm_delay_ms, 7000);
-        assert_source(p, POLICY_KEY_REARM_DELAY_MS, ETC "50-gpu.json", 1);
+        assert_policy_source(p, POLICY_KEY_REARM_DELAY_MS, ETC "50-gpu.json", 1);
         ck_assert_int_eq(p->values.mode, POLICY_MODE_ON);
-        assert_source(p, POLICY_KEY_MODE, RUN "10-early.json", 0);
+        assert_policy_source(p, POLICY_KEY_MODE, RUN "10-early.json", 0);
         ck_assert_uint_eq(p->values.flap_max_wakes, 3);
         p = effective_policy_free(p);
 
@@ -804,9 +786,9 @@ START_TEST(test_reload) {
         ck_assert_int_eq(reload(set, t->fd, dirs), 0);
         ck_assert_ptr_null(find_entry(set, "80-override.json"));
         ck_assert_ptr_null(find_entry(set, "55-new.json"));
-        p = evaluate(set, &gpu);
+        p = evaluate(set, &policy_test_gpu);
         ck_assert_uint_eq(p->values.flap_max_wakes, 10);
-        assert_source(p, POLICY_KEY_FLAP_MAX_WAKES, USR "00-defaults.json", 0);
+        assert_policy_source(p, POLICY_KEY_FLAP_MAX_WAKES, USR "00-defaults.json", 0);
         p = effective_policy_free(p);
 
         /* masked with /dev/null: /etc's and /usr/lib's 50-gpu.json both out, no error */
@@ -816,17 +798,17 @@ START_TEST(test_reload) {
         e = find_entry(set, "50-gpu.json");
         ck_assert(e->masked);
         ck_assert_ptr_null(e->file);
-        p = evaluate(set, &gpu);
+        p = evaluate(set, &policy_test_gpu);
         ck_assert_uint_eq(p->values.rearm_delay_ms, 1000);
-        assert_source(p, POLICY_KEY_REARM_DELAY_MS, USR "00-defaults.json", 0);
+        assert_policy_source(p, POLICY_KEY_REARM_DELAY_MS, USR "00-defaults.json", 0);
         p = effective_policy_free(p);
 
         /* unmasked: /usr/lib's comes back */
         ck_assert_int_eq(unlinkat(t->fd, "etc/vfiopmd/policy.d/50-gpu.json", 0), 0);
         ck_assert_int_eq(reload(set, t->fd, dirs), 0);
-        p = evaluate(set, &gpu);
+        p = evaluate(set, &policy_test_gpu);
         ck_assert_uint_eq(p->values.rearm_delay_ms, 5000);
-        assert_source(p, POLICY_KEY_REARM_DELAY_MS, USR "50-gpu.json", 0);
+        assert_policy_source(p, POLICY_KEY_REARM_DELAY_MS, USR "50-gpu.json", 0);
         ck_assert_int_eq(p->values.d3cold, POLICY_D3COLD_DENY);
         p = effective_policy_free(p);
 
@@ -836,7 +818,7 @@ START_TEST(test_reload) {
         ck_assert_int_eq(reload(set, t->fd, dirs), 1);
         ck_assert_str_eq(set->errors[0],
                          RUN "50-gpu.json: mode: expected \"kernel\", \"on\", \"auto\" or \"wakeup\", got 1");
-        p = evaluate(set, &gpu);
+        p = evaluate(set, &policy_test_gpu);
         ck_assert_uint_eq(p->values.rearm_delay_ms, 1000);
         ck_assert_int_eq(p->values.d3cold, POLICY_D3COLD_LEAVE);
         p = effective_policy_free(p);
@@ -869,9 +851,9 @@ START_TEST(test_dir_unreadable) {
         ck_assert_str_eq(set->errors[0], "/etc/vfiopmd/policy.d: cannot open directory: Not a directory");
         e = find_entry(set, "60-sim.json");
         ck_assert(e && e->masked);
-        p = evaluate(set, &gpu);
+        p = evaluate(set, &policy_test_gpu);
         ck_assert_uint_eq(p->values.rearm_delay_ms, 3000);
-        assert_source(p, POLICY_KEY_REARM_DELAY_MS, ETC "50-gpu.json", 0);
+        assert_policy_source(p, POLICY_KEY_REARM_DELAY_MS, ETC "50-gpu.json", 0);
         p = effective_policy_free(p);
 
         /* back: and a directory that is gone is simply empty */
@@ -881,7 +863,7 @@ START_TEST(test_dir_unreadable) {
         ck_assert_int_eq(reload(set, t->fd, dirs), 0);
         ck_assert_ptr_null(find_entry(set, "10-early.json"));
         ck_assert_uint_eq(set->n_entries, 4);
-        p = evaluate(set, &gpu);
+        p = evaluate(set, &policy_test_gpu);
         ck_assert_uint_eq(p->values.rearm_delay_ms, 3000);
         ck_assert_uint_eq(p->values.flap_max_wakes, 10);
         p = effective_policy_free(p);

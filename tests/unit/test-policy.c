@@ -6,22 +6,10 @@
 #include "cleanup.h"
 #include "policy-file.h"
 #include "policy.h"
+#include "policy-helpers.h"
 #include "suites.h"
 
 /* The engine alone: rules are built in memory, no JSON (except for effective_policy_to_json). */
-
-#define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
-
-static const DeviceFacts gpu = {
-        .name = "0000:01:00.0",
-        .vendor = "10de",
-        .device_id = "2204",
-        .subsystem_vendor = "1458",
-        .subsystem_device = "403b",
-        .class = "030000",
-        .driver = "vfio-pci",
-        .iommu_group = 12,
-};
 
 /* as sysfs prints them: 0x prefix, and a vendor in capitals */
 static const DeviceFacts nic = {
@@ -80,17 +68,6 @@ static EffectivePolicy *evaluate(PolicyFile *const *files, size_t n, const Devic
 
 static bool matches(const PolicyMatch *m, const DeviceFacts *dev) {
         return policy_match_device(m, dev);
-}
-
-static void assert_source(const EffectivePolicy *p, PolicyKey k, const char *file, size_t rule) {
-        if (!file) {
-                ck_assert_msg(!p->source[k].file, "%s: expected the default, got %s",
-                              policy_key_to_string(k), p->source[k].file);
-                return;
-        }
-        ck_assert_msg(p->source[k].file, "%s: expected %s, got the default", policy_key_to_string(k), file);
-        ck_assert_str_eq(p->source[k].file, file);
-        ck_assert_uint_eq(p->source[k].rule, rule);
 }
 
 START_TEST(test_string_tables) {
@@ -156,18 +133,18 @@ START_TEST(test_defaults) {
         ck_assert(isnan(d->power_active_w));
         ck_assert(isnan(d->power_low_w));
 
-        none = evaluate(NULL, 0, &gpu);
+        none = evaluate(NULL, 0, &policy_test_gpu);
         ck_assert(policy_values_equal(&none->values, d));
         for (PolicyKey k = 0; k < _POLICY_KEY_MAX; k++)
-                assert_source(none, k, NULL, 0);
+                assert_policy_source(none, k, NULL, 0);
 
         /* a rule that does not match changes nothing */
         r = rule_add(f);
         strcpy(r->match.vendor, "1002");
         RULE_SET(r, POLICY_KEY_MODE, mode, POLICY_MODE_WAKEUP);
-        unmatched = evaluate(&f, 1, &gpu);
+        unmatched = evaluate(&f, 1, &policy_test_gpu);
         ck_assert(policy_values_equal(&unmatched->values, d));
-        assert_source(unmatched, POLICY_KEY_MODE, NULL, 0);
+        assert_policy_source(unmatched, POLICY_KEY_MODE, NULL, 0);
 }
 END_TEST
 
@@ -176,7 +153,7 @@ START_TEST(test_match_hex_fields) {
 
         /* each field alone: match, other value, a device without it */
         strcpy(m.vendor, "10de");
-        ck_assert(matches(&m, &gpu));
+        ck_assert(matches(&m, &policy_test_gpu));
         ck_assert(!matches(&m, &nic));
         ck_assert(!matches(&m, &sim));
         ck_assert(!matches(&m, &bare));
@@ -185,7 +162,7 @@ START_TEST(test_match_hex_fields) {
         m.vendor[0] = '\0';
 
         strcpy(m.device_id, "2204");
-        ck_assert(matches(&m, &gpu));
+        ck_assert(matches(&m, &policy_test_gpu));
         ck_assert(!matches(&m, &nic));
         ck_assert(!matches(&m, &sim));
         strcpy(m.device_id, "10d3");
@@ -195,22 +172,22 @@ START_TEST(test_match_hex_fields) {
         m.device_id[0] = '\0';
 
         strcpy(m.subsystem_vendor, "1458");
-        ck_assert(matches(&m, &gpu));
+        ck_assert(matches(&m, &policy_test_gpu));
         ck_assert(!matches(&m, &nic));
         ck_assert(!matches(&m, &sim));
         m.subsystem_vendor[0] = '\0';
 
         strcpy(m.subsystem_device, "403B");
-        ck_assert(matches(&m, &gpu));
+        ck_assert(matches(&m, &policy_test_gpu));
         ck_assert(!matches(&m, &nic));
         ck_assert(!matches(&m, &sim));
         strcpy(m.subsystem_device, "a01f");
         ck_assert(matches(&m, &nic));
-        ck_assert(!matches(&m, &gpu));
+        ck_assert(!matches(&m, &policy_test_gpu));
         m.subsystem_device[0] = '\0';
 
         /* nothing left: matches all */
-        ck_assert(matches(&m, &gpu));
+        ck_assert(matches(&m, &policy_test_gpu));
         ck_assert(matches(&m, &sim));
         ck_assert(matches(&m, &bare));
 }
@@ -259,7 +236,7 @@ START_TEST(test_match_names) {
         PolicyMatch m = { .iommu_group = -1 };
 
         m.device = (char *) "0000:01:00.0";
-        ck_assert(matches(&m, &gpu));
+        ck_assert(matches(&m, &policy_test_gpu));
         ck_assert(!matches(&m, &nic));
         ck_assert(!matches(&m, &sim));
         m.device = (char *) "vfio-pm-sim.3";
@@ -267,27 +244,27 @@ START_TEST(test_match_names) {
         m.device = (char *) "vfio-pm-sim";      /* whole names only */
         ck_assert(!matches(&m, &sim));
         m.device = (char *) "0000:01:00.0 ";
-        ck_assert(!matches(&m, &gpu));
+        ck_assert(!matches(&m, &policy_test_gpu));
         m.device = NULL;
 
         m.driver = (char *) "vfio-pci";
-        ck_assert(matches(&m, &gpu));
+        ck_assert(matches(&m, &policy_test_gpu));
         ck_assert(matches(&m, &nic));
         ck_assert(!matches(&m, &sim));
         ck_assert(!matches(&m, &unbound));
         m.driver = (char *) "VFIO-PCI";         /* names are exact */
-        ck_assert(!matches(&m, &gpu));
+        ck_assert(!matches(&m, &policy_test_gpu));
         m.driver = (char *) "vfio-pm-sim";
         ck_assert(matches(&m, &sim));
         m.driver = NULL;
 
         m.iommu_group = 12;
-        ck_assert(matches(&m, &gpu));
+        ck_assert(matches(&m, &policy_test_gpu));
         ck_assert(!matches(&m, &nic));
         ck_assert(!matches(&m, &bare));         /* no group */
         m.iommu_group = 0;
         ck_assert(!matches(&m, &bare));
-        ck_assert(!matches(&m, &gpu));
+        ck_assert(!matches(&m, &policy_test_gpu));
         m.iommu_group = 13;
         ck_assert(matches(&m, &sim));
 }
@@ -306,31 +283,31 @@ START_TEST(test_match_all_fields) {
         };
         DeviceFacts d;
 
-        ck_assert(matches(&m, &gpu));
+        ck_assert(matches(&m, &policy_test_gpu));
 
         /* every field must match: change any one on the device's side */
-        d = gpu, d.name = "0000:01:00.1";
+        d = policy_test_gpu, d.name = "0000:01:00.1";
         ck_assert(!matches(&m, &d));
-        d = gpu, d.vendor = "10df";
+        d = policy_test_gpu, d.vendor = "10df";
         ck_assert(!matches(&m, &d));
-        d = gpu, d.device_id = NULL;
+        d = policy_test_gpu, d.device_id = NULL;
         ck_assert(!matches(&m, &d));
-        d = gpu, d.subsystem_vendor = "1459";
+        d = policy_test_gpu, d.subsystem_vendor = "1459";
         ck_assert(!matches(&m, &d));
-        d = gpu, d.subsystem_device = "403c";
+        d = policy_test_gpu, d.subsystem_device = "403c";
         ck_assert(!matches(&m, &d));
-        d = gpu, d.class = "030200";
+        d = policy_test_gpu, d.class = "030200";
         ck_assert(!matches(&m, &d));
-        d = gpu, d.driver = "nouveau";
+        d = policy_test_gpu, d.driver = "nouveau";
         ck_assert(!matches(&m, &d));
-        d = gpu, d.iommu_group = 11;
+        d = policy_test_gpu, d.iommu_group = 11;
         ck_assert(!matches(&m, &d));
 }
 END_TEST
 
 START_TEST(test_empty_match_matches_all) {
         _cleanup_(policy_file_unrefp) PolicyFile *f = file_new("/run/vfiopmd/policy.d/10-all.json");
-        const DeviceFacts *devs[] = { &gpu, &nic, &sim, &bare };
+        const DeviceFacts *devs[] = { &policy_test_gpu, &nic, &sim, &bare };
         PolicyRule *r = rule_add(f);
 
         RULE_SET(r, POLICY_KEY_MODE, mode, POLICY_MODE_ON);
@@ -338,7 +315,7 @@ START_TEST(test_empty_match_matches_all) {
                 _cleanup_(effective_policy_freep) EffectivePolicy *p = evaluate(&f, 1, devs[i]);
 
                 ck_assert_int_eq(p->values.mode, POLICY_MODE_ON);
-                assert_source(p, POLICY_KEY_MODE, "/run/vfiopmd/policy.d/10-all.json", 0);
+                assert_policy_source(p, POLICY_KEY_MODE, "/run/vfiopmd/policy.d/10-all.json", 0);
         }
 }
 END_TEST
@@ -358,7 +335,7 @@ START_TEST(test_every_key) {
         RULE_SET(r, POLICY_KEY_POWER_ACTIVE_W, power_active_w, 35.5);
         RULE_SET(r, POLICY_KEY_POWER_LOW_W, power_low_w, 2.0);
 
-        p = evaluate(&f, 1, &gpu);
+        p = evaluate(&f, 1, &policy_test_gpu);
         ck_assert_int_eq(p->values.mode, POLICY_MODE_WAKEUP);
         ck_assert_uint_eq(p->values.arm_delay_ms, 250);
         ck_assert_uint_eq(p->values.rearm_delay_ms, 5000);
@@ -369,7 +346,7 @@ START_TEST(test_every_key) {
         ck_assert_double_eq(p->values.power_active_w, 35.5);
         ck_assert_double_eq(p->values.power_low_w, 2.0);
         for (PolicyKey k = 0; k < _POLICY_KEY_MAX; k++) {
-                assert_source(p, k, "/etc/vfiopmd/policy.d/50-all.json", 0);
+                assert_policy_source(p, k, "/etc/vfiopmd/policy.d/50-all.json", 0);
                 ck_assert(!policy_values_equal_key(&p->values, policy_defaults(), k));
         }
 }
@@ -403,29 +380,29 @@ START_TEST(test_last_match_wins_in_file) {
         RULE_SET(r, POLICY_KEY_POWER_LOW_W, power_low_w, NAN);
         RULE_SET(r, POLICY_KEY_ARM_DELAY_MS, arm_delay_ms, 200);
 
-        g = evaluate(&f, 1, &gpu);
+        g = evaluate(&f, 1, &policy_test_gpu);
         ck_assert_int_eq(g->values.mode, POLICY_MODE_WAKEUP);
-        assert_source(g, POLICY_KEY_MODE, f->path, 1);
+        assert_policy_source(g, POLICY_KEY_MODE, f->path, 1);
         ck_assert_uint_eq(g->values.arm_delay_ms, 200);
-        assert_source(g, POLICY_KEY_ARM_DELAY_MS, f->path, 3);
+        assert_policy_source(g, POLICY_KEY_ARM_DELAY_MS, f->path, 3);
         ck_assert_uint_eq(g->values.rearm_delay_ms, 2000);
-        assert_source(g, POLICY_KEY_REARM_DELAY_MS, f->path, 0);
+        assert_policy_source(g, POLICY_KEY_REARM_DELAY_MS, f->path, 0);
         ck_assert_int_eq(g->values.d3cold, POLICY_D3COLD_LEAVE);
-        assert_source(g, POLICY_KEY_D3COLD, f->path, 3);
+        assert_policy_source(g, POLICY_KEY_D3COLD, f->path, 3);
         ck_assert(isnan(g->values.power_low_w));
-        assert_source(g, POLICY_KEY_POWER_LOW_W, f->path, 3);
+        assert_policy_source(g, POLICY_KEY_POWER_LOW_W, f->path, 3);
         ck_assert_uint_eq(g->values.flap_hold_s, 300);
-        assert_source(g, POLICY_KEY_FLAP_HOLD_S, NULL, 0);
+        assert_policy_source(g, POLICY_KEY_FLAP_HOLD_S, NULL, 0);
 
         n = evaluate(&f, 1, &nic);
         ck_assert_int_eq(n->values.mode, POLICY_MODE_ON);
-        assert_source(n, POLICY_KEY_MODE, f->path, 2);
+        assert_policy_source(n, POLICY_KEY_MODE, f->path, 2);
         ck_assert_uint_eq(n->values.rearm_delay_ms, 9);
-        assert_source(n, POLICY_KEY_REARM_DELAY_MS, f->path, 2);
+        assert_policy_source(n, POLICY_KEY_REARM_DELAY_MS, f->path, 2);
         ck_assert_uint_eq(n->values.arm_delay_ms, 0);
-        assert_source(n, POLICY_KEY_ARM_DELAY_MS, NULL, 0);
+        assert_policy_source(n, POLICY_KEY_ARM_DELAY_MS, NULL, 0);
         ck_assert_int_eq(n->values.d3cold, POLICY_D3COLD_ALLOW);
-        assert_source(n, POLICY_KEY_D3COLD, f->path, 0);
+        assert_policy_source(n, POLICY_KEY_D3COLD, f->path, 0);
         ck_assert_double_eq(n->values.power_low_w, 1.5);
 }
 END_TEST
@@ -448,20 +425,20 @@ START_TEST(test_order_across_files) {
         RULE_SET(r, POLICY_KEY_MODE, mode, POLICY_MODE_AUTO);
         RULE_SET(r, POLICY_KEY_POWER_ACTIVE_W, power_active_w, 60);
 
-        ab = evaluate((PolicyFile *[]) { a, b }, 2, &gpu);
+        ab = evaluate((PolicyFile *[]) { a, b }, 2, &policy_test_gpu);
         ck_assert_int_eq(ab->values.mode, POLICY_MODE_AUTO);
-        assert_source(ab, POLICY_KEY_MODE, b->path, 1);
+        assert_policy_source(ab, POLICY_KEY_MODE, b->path, 1);
         ck_assert_double_eq(ab->values.power_active_w, 60);
-        assert_source(ab, POLICY_KEY_POWER_ACTIVE_W, b->path, 1);
+        assert_policy_source(ab, POLICY_KEY_POWER_ACTIVE_W, b->path, 1);
         ck_assert_uint_eq(ab->values.flap_window_s, 10);
-        assert_source(ab, POLICY_KEY_FLAP_WINDOW_S, a->path, 0);
+        assert_policy_source(ab, POLICY_KEY_FLAP_WINDOW_S, a->path, 0);
 
         /* the caller's order decides, not the names */
-        ba = evaluate((PolicyFile *[]) { b, a }, 2, &gpu);
+        ba = evaluate((PolicyFile *[]) { b, a }, 2, &policy_test_gpu);
         ck_assert_int_eq(ba->values.mode, POLICY_MODE_WAKEUP);
-        assert_source(ba, POLICY_KEY_MODE, a->path, 0);
+        assert_policy_source(ba, POLICY_KEY_MODE, a->path, 0);
         ck_assert_double_eq(ba->values.power_active_w, 50);
-        assert_source(ba, POLICY_KEY_POWER_ACTIVE_W, a->path, 1);
+        assert_policy_source(ba, POLICY_KEY_POWER_ACTIVE_W, a->path, 1);
 }
 END_TEST
 
@@ -473,12 +450,12 @@ START_TEST(test_result_outlives_files) {
         r->match.device = strdup("0000:01:00.0");
         ck_assert_ptr_nonnull(r->match.device);
         RULE_SET(r, POLICY_KEY_FLAP_HOLD_S, flap_hold_s, 5);
-        p = evaluate(&f, 1, &gpu);
+        p = evaluate(&f, 1, &policy_test_gpu);
 
         /* a reload drops the file; the verdict keeps its own copy of the name */
         ck_assert_ptr_null(policy_file_unref(f));
         ck_assert_uint_eq(p->values.flap_hold_s, 5);
-        assert_source(p, POLICY_KEY_FLAP_HOLD_S, "/etc/vfiopmd/policy.d/gone.json", 0);
+        assert_policy_source(p, POLICY_KEY_FLAP_HOLD_S, "/etc/vfiopmd/policy.d/gone.json", 0);
 }
 END_TEST
 
@@ -537,9 +514,9 @@ END_TEST
 START_TEST(test_evaluate_invalid) {
         EffectivePolicy *p = (EffectivePolicy *) 0x1;
 
-        ck_assert_int_eq(policy_evaluate(NULL, 1, &gpu, &p), -EINVAL);
+        ck_assert_int_eq(policy_evaluate(NULL, 1, &policy_test_gpu, &p), -EINVAL);
         ck_assert_int_eq(policy_evaluate(NULL, 0, NULL, &p), -EINVAL);
-        ck_assert_int_eq(policy_evaluate(NULL, 0, &gpu, NULL), -EINVAL);
+        ck_assert_int_eq(policy_evaluate(NULL, 0, &policy_test_gpu, NULL), -EINVAL);
         ck_assert_ptr_eq(p, (EffectivePolicy *) 0x1);
         ck_assert_int_eq(policy_file_new(NULL, (PolicyFile **) &p), -EINVAL);
 }
@@ -583,7 +560,7 @@ START_TEST(test_json_sources) {
         RULE_SET(r, POLICY_KEY_POWER_LOW_W, power_low_w, 0.1);
         RULE_SET(r, POLICY_KEY_FLAP_MAX_WAKES, flap_max_wakes, 1000000);
 
-        p = evaluate((PolicyFile *[]) { a, b }, 2, &gpu);
+        p = evaluate((PolicyFile *[]) { a, b }, 2, &policy_test_gpu);
         ck_assert_int_eq(effective_policy_to_json(p, &json), 0);
         ck_assert_str_eq(json,
                 "{\"mode\":{\"value\":\"wakeup\",\"source\":\"/etc/vfiopmd/policy.d/50-gpu.json\",\"rule\":1},"

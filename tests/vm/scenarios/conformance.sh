@@ -4,27 +4,14 @@
 # vfio-pm-sim.0 is tested when it exists (the module is loaded here if it is installed).
 # Exit: 0 every run passed; 1 a run failed or no vfio-pci device was found.
 set -u
+. "$(dirname "$0")/lib/vfio-devices.sh"
 bin=${VFIOPM_TESTS_DIR:-/usr/lib/vfiopmd-tests}/vfio-lp-conformance
 [ -x "$bin" ] || { echo "conformance: $bin is missing" >&2; exit 1; }
 
 d3=$(cat /sys/module/vfio_pci/parameters/disable_idle_d3 2>/dev/null || echo '?')
 echo "conformance: kernel $(uname -r), vfio-pci disable_idle_d3=$d3"
 
-pci=()
-for d in /sys/bus/pci/drivers/vfio-pci/0000:*; do
-	[ -e "$d" ] && pci+=("${d##*/}")
-done
-if [ ${#pci[@]} -eq 0 ]; then
-	echo "conformance: no device bound to vfio-pci" >&2
-	exit 1
-fi
-
-sim=/sys/bus/platform/devices/vfio-pm-sim.0
-if [ ! -e "$sim" ] && modinfo vfio_pm_sim >/dev/null 2>&1; then
-	echo "conformance: loading vfio_pm_sim"
-	modprobe vfio_pm_sim || echo "conformance: modprobe vfio_pm_sim failed" >&2
-	udevadm settle
-fi
+vfio_devices conformance
 
 devs=("${pci[0]}")
 [ -e "$sim" ] && devs+=(vfio-pm-sim.0)

@@ -4,66 +4,17 @@
 # bounded poll; the rig fails the run on any kernel WARNING, BUG or hung task. Exit 0 when every
 # check passed.
 set -u
-tool=${VFIOPM_TESTS_DIR:-/usr/lib/vfiopmd-tests}/vfio-pm-tool
-tmp=$(mktemp -d)
-failures=0
+. "$(dirname "$0")/lib/kmod.sh"
 storm=${1:-100000}
 
-pass() { echo "ok: $*"; }
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-check() { # DESCRIPTION COMMAND...
-	local what=$1
-	shift
-	if "$@"; then pass "$what"; else fail "$what"; fi
-}
-sysdev() { echo "/sys/bus/platform/devices/$1"; }
-attr() { cat "$(sysdev "$1")/$2" 2>/dev/null; }
-now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
-# wait_for MS COMMAND...: polls COMMAND every 10 ms for at most MS.
-wait_for() {
-	local end=$(($(now_ms) + $1))
-	shift
-	until "$@"; do
-		[ "$(now_ms)" -ge "$end" ] && return 1
-		sleep 0.01
-	done
-}
-write_attr() { # PATH VALUE: prints "ok" or the error text of the write
-	local out
-	if out=$({ printf '%s' "$2" >"$1"; } 2>&1); then echo ok; else echo "${out##*: }"; fi
-}
-# The device itself: its /sys/bus link goes first when it is being removed.
-gone() { [ ! -e "/sys/devices/platform/$1" ]; }
 # The device's own directory stays until its removal has completed.
 present() { [ -d "/sys/devices/platform/$1" ]; }
 loaded() { [ -d /sys/module/vfio_pm_sim ]; }
 not() { ! "$@"; }
 nr_devices() { find /sys/bus/platform/drivers/vfio-pm-sim -maxdepth 1 -name 'vfio-pm-sim.*' 2>/dev/null | wc -l; }
-# A vfio-pm-tool in the background: bg NAME DEVICE STEP...; then wait_bg NAME -> its exit status.
-bg() {
-	local name=$1
-	shift
-	"$tool" "$@" >"$tmp/$name.log" 2>&1 &
-	echo $! >"$tmp/$name.pid"
-}
-wait_bg() {
-	local rc
-	wait "$(cat "$tmp/$1.pid")"
-	rc=$?
-	sed 's/^/    /' "$tmp/$1.log"
-	return $rc
-}
 ready() { wait_for "${2:-10000}" test -e "$tmp/$1"; }
-load() {
-	modprobe -r vfio_pm_sim 2>/dev/null
-	modprobe vfio_pm_sim "$@" || { echo "FAIL: modprobe vfio_pm_sim $*"; exit 1; }
-	udevadm settle --timeout=120
-}
 
-if ! modinfo vfio_pm_sim >/dev/null 2>&1; then
-	echo "FAIL: vfio_pm_sim is not installed for $(uname -r)"
-	exit 1
-fi
+kmod_require
 echo "kmod-abuse: kernel $(uname -r)"
 d=vfio-pm-sim.0
 
@@ -202,9 +153,4 @@ t0=$(now_ms)
 check "rmmod" rmmod vfio_pm_sim
 check "every device is gone ($(($(now_ms) - t0)) ms)" eval '! compgen -G "/sys/bus/platform/devices/vfio-pm-sim.*" >/dev/null'
 
-rm -rf "$tmp"
-if [ "$failures" -gt 0 ]; then
-	echo "kmod-abuse: $failures check(s) failed"
-	exit 1
-fi
-echo "kmod-abuse: all checks passed"
+kmod_done kmod-abuse

@@ -3,62 +3,12 @@
 # Inside the guest, as root. Loads vfio_pm_sim itself (the rig installed it); every wait is a
 # bounded poll. Exit 0 when every check passed.
 set -u
-tool=${VFIOPM_TESTS_DIR:-/usr/lib/vfiopmd-tests}/vfio-pm-tool
-tmp=$(mktemp -d)
-failures=0
+. "$(dirname "$0")/lib/kmod.sh"
 
-pass() { echo "ok: $*"; }
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-check() { # DESCRIPTION COMMAND...
-	local what=$1
-	shift
-	if "$@"; then pass "$what"; else fail "$what"; fi
-}
-sysdev() { echo "/sys/bus/platform/devices/$1"; }
-attr() { cat "$(sysdev "$1")/$2" 2>/dev/null; }
-now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
-# wait_for MS COMMAND...: polls COMMAND every 10 ms for at most MS.
-wait_for() {
-	local end=$(($(now_ms) + $1))
-	shift
-	until "$@"; do
-		[ "$(now_ms)" -ge "$end" ] && return 1
-		sleep 0.01
-	done
-}
-# write_attr PATH VALUE: prints "ok" or the error text of the write.
-write_attr() {
-	local out
-	if out=$({ printf '%s' "$2" >"$1"; } 2>&1); then echo ok; else echo "${out##*: }"; fi
-}
 attr_is() { [ "$(attr "$1" "$2")" = "$3" ]; }
-# The device itself: its /sys/bus link goes first when it is being removed.
-gone() { [ ! -e "/sys/devices/platform/$1" ]; }
 counters_are() { attr_is "$1" sim/entries "$2" && attr_is "$1" sim/exits "$3"; }
-# A vfio-pm-tool in the background: bg NAME DEVICE STEP...; then wait_bg NAME -> its exit status.
-bg() {
-	local name=$1
-	shift
-	"$tool" "$@" >"$tmp/$name.log" 2>&1 &
-	echo $! >"$tmp/$name.pid"
-}
-wait_bg() {
-	local rc
-	wait "$(cat "$tmp/$1.pid")"
-	rc=$?
-	sed 's/^/    /' "$tmp/$1.log"
-	return $rc
-}
-load() {
-	modprobe -r vfio_pm_sim 2>/dev/null
-	modprobe vfio_pm_sim "$@" || { echo "FAIL: modprobe vfio_pm_sim $*"; exit 1; }
-	udevadm settle
-}
 
-if ! modinfo vfio_pm_sim >/dev/null 2>&1; then
-	echo "FAIL: vfio_pm_sim is not installed for $(uname -r)"
-	exit 1
-fi
+kmod_require
 echo "kmod-faults: kernel $(uname -r), $(modinfo -F vermagic vfio_pm_sim)"
 load devices=2
 d=vfio-pm-sim.0
@@ -194,9 +144,4 @@ check "rmmod" modprobe -r vfio_pm_sim
 
 echo "--- kernel log of vfio_pm_sim (without the iommu group lines)"
 dmesg | grep -E 'vfio.pm.sim' | grep -vE 'to iommu group|from iommu group' | tail -n 20 | sed 's/^/    /'
-rm -rf "$tmp"
-if [ "$failures" -gt 0 ]; then
-	echo "kmod-faults: $failures check(s) failed"
-	exit 1
-fi
-echo "kmod-faults: all checks passed"
+kmod_done kmod-faults

@@ -7,6 +7,7 @@
 # fires → close → the unbind completes promptly. Each device is bound back afterwards.
 # Exit: 0 every run passed; 1 a run failed or no vfio-pci device was found.
 set -u
+. "$(dirname "$0")/lib/vfio-devices.sh"
 bin=${VFIOPM_TESTS_DIR:-/usr/lib/vfiopmd-tests}/vfio-backend-probe
 [ -x "$bin" ] || { echo "vfio-backend: $bin is missing" >&2; exit 1; }
 
@@ -14,21 +15,7 @@ d3=$(cat /sys/module/vfio_pci/parameters/disable_idle_d3 2>/dev/null || echo '?'
 echo "vfio-backend: kernel $(uname -r), vfio-pci disable_idle_d3=$d3," \
 	"/dev/vfio/devices $([ -d /dev/vfio/devices ] && echo present || echo absent)"
 
-pci=()
-for d in /sys/bus/pci/drivers/vfio-pci/0000:*; do
-	[ -e "$d" ] && pci+=("${d##*/}")
-done
-if [ ${#pci[@]} -eq 0 ]; then
-	echo "vfio-backend: no device bound to vfio-pci" >&2
-	exit 1
-fi
-
-sim=/sys/bus/platform/devices/vfio-pm-sim.0
-if [ ! -e "$sim" ] && modinfo vfio_pm_sim >/dev/null 2>&1; then
-	echo "vfio-backend: loading vfio_pm_sim"
-	modprobe vfio_pm_sim || echo "vfio-backend: modprobe vfio_pm_sim failed" >&2
-	udevadm settle
-fi
+vfio_devices vfio-backend
 
 # Binds DEV (on BUS) back to DRIVER: the probe leaves it unbound.
 rebind() {
