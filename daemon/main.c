@@ -7,8 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <systemd/sd-bus.h>
 #include <unistd.h>
 
+#include "bus-manager.h"
 #include "device.h"
 #include "log.h"
 #include "manager.h"
@@ -211,7 +213,9 @@ static int open_dir(const char *path) {
 int main(int argc, char *argv[]) {
         _cleanup_(policy_dirs_freep) char **dirs = NULL;
         _cleanup_close_ int root_fd = -EBADF, sysfs_fd = -EBADF, dev_fd = -EBADF;
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(manager_freep) Manager *m = NULL;
+        _cleanup_(bus_manager_freep) BusManager *bus_manager = NULL;     /* before m */
         int r;
 
         log_open();
@@ -234,11 +238,6 @@ int main(int argc, char *argv[]) {
         if (arg_check_config)
                 return check_config(dirs, root_fd, sysfs_fd);
 
-        if (arg_bus != BUS_NONE) {
-                log_error("--bus %s: the D-Bus API is not built yet, use --bus none", bus_table[arg_bus]);
-                return EXIT_FAILURE;
-        }
-
         dev_fd = open_dir("/dev");
         if (dev_fd < 0)
                 return EXIT_FAILURE;
@@ -254,10 +253,34 @@ int main(int argc, char *argv[]) {
                 log_error_errno(r, "Failed to set up: %m");
                 return EXIT_FAILURE;
         }
+
+        /* the objects exist before the manager starts (its first decisions are announced), the
+         * name is taken once every present device is known */
+        if (arg_bus != BUS_NONE) {
+                r = arg_bus == BUS_SYSTEM ? sd_bus_open_system(&bus) : sd_bus_open_user(&bus);
+                if (r < 0) {
+                        log_error_errno(r, "Failed to connect to the %s bus: %m", bus_table[arg_bus]);
+                        return EXIT_FAILURE;
+                }
+                r = bus_manager_new(m, bus, &bus_manager);
+                if (r < 0) {
+                        log_error_errno(r, "Failed to offer the D-Bus objects: %m");
+                        return EXIT_FAILURE;
+                }
+        }
         r = manager_start(m);
         if (r < 0)
                 return EXIT_FAILURE;
+        if (bus_manager) {
+                r = bus_manager_request_name(bus_manager);
+                if (r < 0) {
+                        log_error_errno(r, "Failed to take the name %s on the %s bus: %m", BUS_NAME,
+                                        bus_table[arg_bus]);
+                        return EXIT_FAILURE;
+                }
+        }
         r = manager_run(m);
+        bus_manager = bus_manager_free(bus_manager);
         m = manager_free(m);    /* closes the held devices before we say we are done */
         log_info("Stopped");
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;

@@ -34,6 +34,7 @@ struct Manager {
         PmEnv pm_env;
         struct lh_table *devices;       /* name → ManagedDevice */
         ManagedDevice **sorted;         /* manager_devices() */
+        ManagerHooks hooks;
         bool started;
         int exit_code;
 };
@@ -126,6 +127,11 @@ static void env_fds_changed(void *userdata, PmDevice *pm) {
                 log_device_error(d->info->name, "Failed to watch the device's eventfds");
 }
 
+static void hook_device_changed(Manager *m, ManagedDevice *d) {
+        if (d && m->hooks.device_changed)
+                m->hooks.device_changed(m->hooks.userdata, d);
+}
+
 /* "3 devices: 2 armed, 1 kernel" */
 static void notify_status(Manager *m) {
         size_t count[_PM_STATE_MAX] = {}, n = 0;
@@ -164,6 +170,7 @@ static void env_state_changed(void *userdata, PmDevice *pm, PmState old) {
         else
                 log_device_info(pm_device_name(pm), "%s → %s", pm_state_to_string(old), pm_state_to_string(new));
         notify_status(m);
+        hook_device_changed(m, device_of(m, pm));
 }
 
 static int device_apply_policy(Manager *m, ManagedDevice *d) {
@@ -180,6 +187,7 @@ static int device_apply_policy(Manager *m, ManagedDevice *d) {
         r = pm_device_set_policy(d->pm, &d->policy->values);
         if (r < 0)
                 log_device_debug(d->info->name, "Policy applied, with an error: %s", pm_device_last_error(d->pm));
+        hook_device_changed(m, d);      /* the mode may change without the state */
         return 0;
 }
 
@@ -198,7 +206,7 @@ static ManagedDevice *managed_device_free(ManagedDevice *d) {
         return NULL;
 }
 
-static int device_add(Manager *m, const char *bus, const char *name) {
+int manager_add_device(Manager *m, const char *bus, const char *name) {
         ManagedDevice *d;
         char path[512];
         int r;
@@ -232,15 +240,19 @@ static int device_add(Manager *m, const char *bus, const char *name) {
         }
         log_device_info(name, "Found %s device (driver %s, iommu group %d)", bus, d->info->driver ?: "none",
                         d->info->iommu_group);
+        if (m->hooks.device_added)
+                m->hooks.device_added(m->hooks.userdata, d);
         return device_apply_policy(m, d);
 }
 
-static void device_remove(Manager *m, const char *name) {
+void manager_remove_device(Manager *m, const char *name) {
         ManagedDevice *d = manager_find_device(m, name);
 
         if (!d)
                 return;
         log_device_info(name, "Gone from its VFIO driver, forgetting it");
+        if (m->hooks.device_removed)
+                m->hooks.device_removed(m->hooks.userdata, d);
         /* out of the table first, so that what pm reports while closing finds nothing */
         (void) lh_table_delete(m->devices, name);
         managed_device_free(d);
@@ -253,17 +265,17 @@ static void on_device_event(void *userdata, DeviceEvent event, const char *bus, 
 
         switch (event) {
         case DEVICE_EVENT_VFIO_ADD:
-                (void) device_add(m, bus, name);
+                (void) manager_add_device(m, bus, name);
                 break;
         case DEVICE_EVENT_VFIO_REMOVE:
-                device_remove(m, name);
+                manager_remove_device(m, name);
                 break;
         case DEVICE_EVENT_CHANGE:
                 d = manager_find_device(m, name);
                 if (d && pm_device_state(d->pm) == PM_STATE_BUSY)
                         (void) pm_device_claim(d->pm);
                 else if (!d && bus && device_is_vfio(m->config.sysfs_fd, bus, name))
-                        (void) device_add(m, bus, name);
+                        (void) manager_add_device(m, bus, name);
                 break;
         case _DEVICE_EVENT_MAX:
         case _DEVICE_EVENT_INVALID:
@@ -350,6 +362,7 @@ Manager *manager_free(Manager *m) {
                 return NULL;
         /* devices first, each out of the table before it is closed: closing calls back */
         m->started = false;
+        m->hooks = (ManagerHooks) {};
         while (m->devices && m->devices->head) {
                 ManagedDevice *d = lh_entry_v(m->devices->head);
 
@@ -391,6 +404,8 @@ int manager_reload(Manager *m) {
         log_policy_errors(m);
         lh_foreach(m->devices, e)
                 (void) device_apply_policy(m, lh_entry_v(e));
+        if (m->hooks.policy_reloaded)
+                m->hooks.policy_reloaded(m->hooks.userdata);
         return r;
 }
 
@@ -445,6 +460,30 @@ struct event_base *manager_event_base(Manager *m) {
 
 const PolicySet *manager_policy(const Manager *m) {
         return m->policy;
+}
+
+const ManagerConfig *manager_config(const Manager *m) {
+        return &m->config;
+}
+
+void manager_set_hooks(Manager *m, const ManagerHooks *hooks) {
+        m->hooks = hooks ? *hooks : (ManagerHooks) {};
+}
+
+const DeviceInfo *managed_device_info(const ManagedDevice *d) {
+        return d->info;
+}
+
+PmDevice *managed_device_pm(const ManagedDevice *d) {
+        return d->pm;
+}
+
+const EffectivePolicy *managed_device_policy(const ManagedDevice *d) {
+        return d->policy;
+}
+
+int managed_device_power(const ManagedDevice *d, DevicePower *ret) {
+        return device_power_read(d->manager->config.sysfs_fd, d->info->bus, d->info->name, ret);
 }
 
 ManagedDevice *manager_find_device(Manager *m, const char *name) {

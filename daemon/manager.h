@@ -9,6 +9,7 @@
 #include <stdbool.h>
 
 #include "cleanup.h"
+#include "device.h"
 #include "pm.h"
 #include "policy-file.h"
 
@@ -42,8 +43,43 @@ int manager_reload(Manager *m);
 struct event_base *manager_event_base(Manager *m);
 const PolicySet *manager_policy(const Manager *m);
 
+const ManagerConfig *manager_config(const Manager *m);
+
 /* The devices, for the bus and the CLI: a NULL-terminated array in name order, borrowed until
  * the next turn of the loop. */
 typedef struct ManagedDevice ManagedDevice;
 int manager_devices(Manager *m, ManagedDevice ***ret, size_t *ret_n);
 ManagedDevice *manager_find_device(Manager *m, const char *name);
+
+/* What udev reports (DEVICE_EVENT_VFIO_ADD/REMOVE), callable directly by tests: adds the device
+ * at bus/<bus>/devices/<name> below the sysfs fd and takes its first decision; forgets it. */
+int manager_add_device(Manager *m, const char *bus, const char *name);
+void manager_remove_device(Manager *m, const char *name);
+
+/* One device, borrowed: valid while the device is in the table. Claim, Release and Wake go
+ * straight to its state machine (pm_device_claim() …): what they change comes back through the
+ * hooks below. */
+const DeviceInfo *managed_device_info(const ManagedDevice *d);
+PmDevice *managed_device_pm(const ManagedDevice *d);
+/* NULL until the first evaluation succeeded. */
+const EffectivePolicy *managed_device_policy(const ManagedDevice *d);
+/* The kernel's power view now (power_state, power/runtime_status): wakes nothing. */
+int managed_device_power(const ManagedDevice *d, DevicePower *ret);
+
+/* What the D-Bus side (bus-manager.c) hears of, without manager.c knowing sd-bus. Called from
+ * the loop; a hook must not call manager or pm functions that change anything.
+ *   device_added     the device is in the table, before its first decision
+ *   device_removed   it is still in the table (and still readable), about to be freed
+ *   device_changed   its state moved (pm), or a policy was applied (its mode may have moved):
+ *                    compare with what was last seen
+ *   policy_reloaded  manager_reload() is done (PolicyErrors may have moved) */
+typedef struct ManagerHooks {
+        void (*device_added)(void *userdata, ManagedDevice *d);
+        void (*device_removed)(void *userdata, ManagedDevice *d);
+        void (*device_changed)(void *userdata, ManagedDevice *d);
+        void (*policy_reloaded)(void *userdata);
+        void *userdata;
+} ManagerHooks;
+
+/* Copies hooks; NULL removes them. */
+void manager_set_hooks(Manager *m, const ManagerHooks *hooks);

@@ -5,6 +5,7 @@
 /* Add a module's suite here and its test-MODULE.c to Makefile.am. CK_RUN_SUITE=sysfs and
  * CK_RUN_CASE=read run a part; CK_FORK=no eases debugging. */
 static Suite *(*const suites[])(void) = {
+        bus_suite,
         device_suite,
         log_suite,
         pm_suite,

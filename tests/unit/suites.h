@@ -3,6 +3,7 @@
 #include <check.h>
 
 /* One suite per daemon module, each in tests/unit/test-MODULE.c; check-vfiopm.c runs them all. */
+Suite *bus_suite(void);
 Suite *device_suite(void);
 Suite *log_suite(void);
 Suite *pm_suite(void);

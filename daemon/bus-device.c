@@ -1,0 +1,314 @@
+#include <errno.h>
+#include <inttypes.h>
+#include <json-c/linkhash.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus-device.h"
+#include "log.h"
+
+/* What was last announced of a device, so that a hook sends only what moved. */
+typedef struct DeviceSeen {
+        PmState state;
+        PolicyMode mode;
+        DevicePowerState power_state;
+        char name[];                    /* the table's key */
+} DeviceSeen;
+
+struct BusDevices {
+        sd_bus *bus;
+        Manager *manager;
+        sd_bus_slot *vtable_slot;
+        sd_bus_slot *enumerator_slot;
+        struct lh_table *seen;          /* name → DeviceSeen */
+};
+
+int bus_device_path(const char *name, char **ret) {
+        return sd_bus_path_encode(BUS_DEVICE_PREFIX, name, ret);
+}
+
+static const char *str_or_empty(const char *s) {
+        return s ?: "";
+}
+
+static DevicePowerState device_power_state(const ManagedDevice *d) {
+        DevicePower p;
+
+        if (managed_device_power(d, &p) < 0)
+                return DEVICE_POWER_UNKNOWN;
+        return p.power_state;
+}
+
+/* ---- properties ------------------------------------------------------------------------- */
+
+#define DEFINE_INFO_STRING_PROPERTY(function, field)                                             \
+        static int function(sd_bus *bus, const char *path, const char *interface,               \
+                            const char *property, sd_bus_message *reply, void *userdata,        \
+                            sd_bus_error *error) {                                               \
+                return sd_bus_message_append(reply, "s", str_or_empty(managed_device_info(userdata)->field)); \
+        }
+
+DEFINE_INFO_STRING_PROPERTY(property_name, name)
+DEFINE_INFO_STRING_PROPERTY(property_vendor, vendor)
+DEFINE_INFO_STRING_PROPERTY(property_device_id, device_id)
+DEFINE_INFO_STRING_PROPERTY(property_class, class)
+DEFINE_INFO_STRING_PROPERTY(property_driver, driver)
+
+/* A string, so that "no group" can be "" rather than a magic number. */
+static int property_iommu_group(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        int group = managed_device_info(userdata)->iommu_group;
+        char buf[16] = "";
+
+        if (group >= 0)
+                (void) snprintf(buf, sizeof(buf), "%d", group);
+        return sd_bus_message_append(reply, "s", buf);
+}
+
+static int property_mode(sd_bus *bus, const char *path, const char *interface, const char *property,
+                         sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s", policy_mode_to_string(pm_device_mode(managed_device_pm(userdata))));
+}
+
+static int property_state(sd_bus *bus, const char *path, const char *interface, const char *property,
+                          sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s", pm_state_to_string(pm_device_state(managed_device_pm(userdata))));
+}
+
+static int property_power_state(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s", device_power_state_to_string(device_power_state(userdata)));
+}
+
+static int property_runtime_status(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                   sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        DevicePower p;
+
+        if (managed_device_power(userdata, &p) < 0)
+                return sd_bus_message_append(reply, "s", "unknown");
+        return sd_bus_message_append(reply, "s", p.runtime_status);
+}
+
+static int property_counter(sd_bus *bus, const char *path, const char *interface, const char *property,
+                            sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        PmCounters c;
+        uint64_t v;
+
+        pm_device_counters(managed_device_pm(userdata), &c);
+        if (strcmp(property, "Wakes") == 0)
+                v = c.wakes;
+        else if (strcmp(property, "Arms") == 0)
+                v = c.arms;
+        else if (strcmp(property, "LowPowerUsec") == 0)
+                v = c.low_power_usec;
+        else
+                v = c.last_wake_realtime_usec;
+        return sd_bus_message_append(reply, "t", v);
+}
+
+static int property_kernel_suspended_msec(sd_bus *bus, const char *path, const char *interface,
+                                          const char *property, sd_bus_message *reply, void *userdata,
+                                          sd_bus_error *error) {
+        uint64_t msec = 0;
+
+        (void) pm_device_kernel_suspended_msec(managed_device_pm(userdata), &msec);
+        return sd_bus_message_append(reply, "t", msec);
+}
+
+static int property_last_error(sd_bus *bus, const char *path, const char *interface, const char *property,
+                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s", str_or_empty(pm_device_last_error(managed_device_pm(userdata))));
+}
+
+static int property_policy(sd_bus *bus, const char *path, const char *interface, const char *property,
+                           sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        const EffectivePolicy *p = managed_device_policy(userdata);
+        _cleanup_free_ char *json = NULL;
+        int r;
+
+        /* no evaluation has succeeded yet: JSON null, still valid JSON for a parser */
+        if (!p)
+                return sd_bus_message_append(reply, "s", "null");
+        r = effective_policy_to_json(p, &json);
+        if (r < 0)
+                return r;
+        return sd_bus_message_append(reply, "s", json);
+}
+
+/* Identity is constant for an object's life: a device that changes driver leaves VFIO and is
+ * removed (DeviceRemoved) first. Counters change too often to announce: read them. */
+static const sd_bus_vtable device_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Name", "s", property_name, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Vendor", "s", property_vendor, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("DeviceId", "s", property_device_id, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Class", "s", property_class, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Driver", "s", property_driver, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("IommuGroup", "s", property_iommu_group, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Mode", "s", property_mode, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("State", "s", property_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("PowerState", "s", property_power_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("RuntimeStatus", "s", property_runtime_status, 0, 0),
+        SD_BUS_PROPERTY("Wakes", "t", property_counter, 0, 0),
+        SD_BUS_PROPERTY("Arms", "t", property_counter, 0, 0),
+        SD_BUS_PROPERTY("LowPowerUsec", "t", property_counter, 0, 0),
+        SD_BUS_PROPERTY("KernelSuspendedMsec", "t", property_kernel_suspended_msec, 0, 0),
+        SD_BUS_PROPERTY("LastWakeRealtimeUsec", "t", property_counter, 0, 0),
+        SD_BUS_PROPERTY("LastError", "s", property_last_error, 0, 0),
+        SD_BUS_PROPERTY("Policy", "s", property_policy, 0, 0),
+        SD_BUS_VTABLE_END
+};
+
+/* ---- objects ---------------------------------------------------------------------------- */
+
+static int device_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **ret_found,
+                       sd_bus_error *error) {
+        BusDevices *b = userdata;
+        _cleanup_free_ char *name = NULL;
+        ManagedDevice *d;
+        int r;
+
+        r = sd_bus_path_decode(path, BUS_DEVICE_PREFIX, &name);
+        if (r <= 0)
+                return r;
+        d = manager_find_device(b->manager, name);
+        if (!d)
+                return 0;
+        *ret_found = d;
+        return 1;
+}
+
+static int device_enumerate(sd_bus *bus, const char *path, void *userdata, char ***ret_nodes, sd_bus_error *error) {
+        BusDevices *b = userdata;
+        ManagedDevice **devices;
+        size_t n, i;
+        char **nodes;
+        int r;
+
+        r = manager_devices(b->manager, &devices, &n);
+        if (r < 0)
+                return r;
+        nodes = calloc(n + 1, sizeof(*nodes));
+        if (!nodes)
+                return -ENOMEM;
+        for (i = 0; i < n; i++) {
+                r = bus_device_path(managed_device_info(devices[i])->name, &nodes[i]);
+                if (r < 0) {
+                        while (i > 0)
+                                free(nodes[--i]);
+                        free(nodes);
+                        return r;
+                }
+        }
+        *ret_nodes = nodes;
+        return 1;
+}
+
+static void seen_free(struct lh_entry *e) {
+        free(lh_entry_v(e));
+}
+
+int bus_devices_new(sd_bus *bus, Manager *m, BusDevices **ret) {
+        _cleanup_(bus_devices_freep) BusDevices *b = NULL;
+        int r;
+
+        b = calloc(1, sizeof(*b));
+        if (!b)
+                return -ENOMEM;
+        b->bus = sd_bus_ref(bus);
+        b->manager = m;
+        b->seen = lh_kchar_table_new(64, seen_free);
+        if (!b->seen)
+                return -ENOMEM;
+
+        r = sd_bus_add_fallback_vtable(bus, &b->vtable_slot, BUS_DEVICE_PREFIX, BUS_DEVICE_INTERFACE,
+                                       device_vtable, device_find, b);
+        if (r < 0)
+                return r;
+        r = sd_bus_add_node_enumerator(bus, &b->enumerator_slot, BUS_DEVICE_PREFIX, device_enumerate, b);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(b);
+        return 0;
+}
+
+BusDevices *bus_devices_free(BusDevices *b) {
+        if (!b)
+                return NULL;
+        sd_bus_slot_unref(b->enumerator_slot);
+        sd_bus_slot_unref(b->vtable_slot);
+        if (b->seen)
+                lh_table_free(b->seen);
+        sd_bus_unref(b->bus);
+        free(b);
+        return NULL;
+}
+
+static void seen_update(DeviceSeen *s, const ManagedDevice *d) {
+        const PmDevice *pm = managed_device_pm(d);
+
+        s->state = pm_device_state(pm);
+        s->mode = pm_device_mode(pm);
+        s->power_state = device_power_state(d);
+}
+
+void bus_devices_added(BusDevices *b, ManagedDevice *d) {
+        const char *name = managed_device_info(d)->name;
+        DeviceSeen *s;
+
+        if (lh_table_lookup_entry(b->seen, name))
+                return;
+        s = calloc(1, sizeof(*s) + strlen(name) + 1);
+        if (!s) {
+                log_oom();
+                return;
+        }
+        strcpy(s->name, name);
+        seen_update(s, d);
+        if (lh_table_insert(b->seen, s->name, s) < 0) {
+                free(s);
+                log_oom();
+        }
+}
+
+void bus_devices_changed(BusDevices *b, ManagedDevice *d) {
+        const char *name = managed_device_info(d)->name;
+        _cleanup_free_ char *path = NULL;
+        char *changed[4];
+        size_t n = 0;
+        DeviceSeen *s, now;
+        void *v = NULL;
+        int r;
+
+        if (!lh_table_lookup_ex(b->seen, name, &v)) {
+                /* a device the hooks missed: announce nothing we cannot compare */
+                bus_devices_added(b, d);
+                return;
+        }
+        s = v;
+        seen_update(&now, d);
+        if (now.mode != s->mode)
+                changed[n++] = (char *) "Mode";
+        if (now.state != s->state)
+                changed[n++] = (char *) "State";
+        if (now.power_state != s->power_state)
+                changed[n++] = (char *) "PowerState";
+        changed[n] = NULL;
+        s->mode = now.mode;
+        s->state = now.state;
+        s->power_state = now.power_state;
+        if (n == 0)
+                return;
+
+        r = bus_device_path(name, &path);
+        if (r >= 0)
+                r = sd_bus_emit_properties_changed_strv(b->bus, path, BUS_DEVICE_INTERFACE, changed);
+        if (r < 0)
+                log_device_warning_errno(name, r, "Failed to announce the device's new state on the bus, ignoring: %m");
+}
+
+void bus_devices_removed(BusDevices *b, ManagedDevice *d) {
+        (void) lh_table_delete(b->seen, managed_device_info(d)->name);
+}

@@ -1,0 +1,675 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bus-device.h"
+#include "bus-manager.h"
+#include "log.h"
+#include "policy-file.h"
+
+struct BusManager {
+        Manager *manager;
+        sd_bus *bus;
+        BusDevices *devices;
+        sd_bus_slot *vtable_slot;
+        struct event *io;
+        struct event *timer;
+        short io_what;                  /* what io is armed with, 0: not yet */
+        bool dead;                      /* the connection is gone: stop serving it */
+};
+
+/* ---- the connection in the loop --------------------------------------------------------- */
+
+static void on_bus_io(evutil_socket_t fd, short what, void *userdata);
+
+static usec_t now_monotonic(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (usec_t) ts.tv_sec * USEC_PER_SEC + (usec_t) ts.tv_nsec / 1000;
+}
+
+/* After every round of sd_bus_process() and every message sent from outside it: watch the fd for
+ * what sd-bus waits on, and keep a timer only while it has a deadline. */
+static void bus_rearm(BusManager *b) {
+        struct event_base *base = manager_event_base(b->manager);
+        uint64_t timeout;
+        short what;
+        int events, fd;
+
+        if (b->dead)
+                return;
+        fd = sd_bus_get_fd(b->bus);
+        events = sd_bus_get_events(b->bus);
+        if (fd < 0 || events < 0) {
+                log_error_errno(fd < 0 ? fd : events, "The D-Bus connection is gone, stopping: %m");
+                b->dead = true;
+                (void) event_del(b->io);
+                (void) evtimer_del(b->timer);
+                manager_stop(b->manager);
+                return;
+        }
+        what = EV_PERSIST | (events & POLLIN ? EV_READ : 0) | (events & POLLOUT ? EV_WRITE : 0);
+        if (what != b->io_what) {
+                (void) event_del(b->io);
+                if (event_assign(b->io, base, fd, what, on_bus_io, b) < 0 || event_add(b->io, NULL) < 0)
+                        log_error("Failed to watch the D-Bus connection");
+                else
+                        b->io_what = what;
+        }
+
+        if (sd_bus_get_timeout(b->bus, &timeout) < 0 || timeout == UINT64_MAX) {
+                (void) evtimer_del(b->timer);
+        } else {
+                usec_t now = now_monotonic(), rel = timeout > now ? timeout - now : 0;
+                struct timeval tv = {
+                        .tv_sec = (time_t) (rel / USEC_PER_SEC),
+                        .tv_usec = (suseconds_t) (rel % USEC_PER_SEC),
+                };
+
+                if (evtimer_add(b->timer, &tv) < 0)
+                        log_error("Failed to arm the D-Bus timer");
+        }
+}
+
+static void bus_process(BusManager *b) {
+        int r;
+
+        if (b->dead)
+                return;
+        do
+                r = sd_bus_process(b->bus, NULL);
+        while (r > 0);
+        if (r < 0)
+                log_error_errno(r, "Failed to process the D-Bus connection: %m");
+        bus_rearm(b);
+}
+
+static void on_bus_io(evutil_socket_t fd, short what, void *userdata) {
+        bus_process(userdata);
+}
+
+static void on_bus_timer(evutil_socket_t fd, short what, void *userdata) {
+        bus_process(userdata);
+}
+
+/* ---- manager hooks ---------------------------------------------------------------------- */
+
+static void emit_device_signal(BusManager *b, const char *member, ManagedDevice *d) {
+        const char *name = managed_device_info(d)->name;
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        r = bus_device_path(name, &path);
+        if (r >= 0)
+                r = sd_bus_emit_signal(b->bus, BUS_MANAGER_PATH, BUS_MANAGER_INTERFACE, member, "so", name, path);
+        if (r < 0)
+                log_device_warning_errno(name, r, "Failed to send %s, ignoring: %m", member);
+}
+
+static void hook_device_added(void *userdata, ManagedDevice *d) {
+        BusManager *b = userdata;
+
+        bus_devices_added(b->devices, d);
+        emit_device_signal(b, "DeviceAdded", d);
+        bus_rearm(b);
+}
+
+static void hook_device_removed(void *userdata, ManagedDevice *d) {
+        BusManager *b = userdata;
+
+        emit_device_signal(b, "DeviceRemoved", d);
+        bus_devices_removed(b->devices, d);
+        bus_rearm(b);
+}
+
+static void hook_device_changed(void *userdata, ManagedDevice *d) {
+        BusManager *b = userdata;
+
+        bus_devices_changed(b->devices, d);
+        bus_rearm(b);
+}
+
+static void hook_policy_reloaded(void *userdata) {
+        BusManager *b = userdata;
+        int r;
+
+        r = sd_bus_emit_properties_changed(b->bus, BUS_MANAGER_PATH, BUS_MANAGER_INTERFACE, "PolicyErrors", NULL);
+        if (r < 0)
+                log_warning_errno(r, "Failed to announce the policy errors, ignoring: %m");
+        bus_rearm(b);
+}
+
+/* ---- access and errors ------------------------------------------------------------------ */
+
+/* 0 if the sender's effective uid is 0, else an AccessDenied error. */
+static int check_root(sd_bus_message *msg, sd_bus_error *error) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        uid_t euid;
+        int r;
+
+        r = sd_bus_query_sender_creds(msg, SD_BUS_CREDS_EUID|SD_BUS_CREDS_AUGMENT, &creds);
+        if (r >= 0)
+                r = sd_bus_creds_get_euid(creds, &euid);
+        if (r < 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                         "Cannot tell who calls %s(): %s", sd_bus_message_get_member(msg),
+                                         strerror(-r));
+        if (euid != 0)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                                         "%s() needs root (the caller's uid is %u)",
+                                         sd_bus_message_get_member(msg), (unsigned) euid);
+        return 0;
+}
+
+static int find_device(BusManager *b, const char *name, ManagedDevice **ret, sd_bus_error *error) {
+        ManagedDevice *d = manager_find_device(b->manager, name);
+
+        if (!d)
+                return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_DEVICE, "No VFIO device '%s'", name);
+        *ret = d;
+        return 0;
+}
+
+/* The device's operation failed with r (pm.h's errors). */
+static int device_error(const char *name, const char *what, int r, PmDevice *pm, sd_bus_error *error) {
+        const char *last = pm_device_last_error(pm);
+
+        if (r == -ENOTCONN)
+                return sd_bus_error_setf(error, BUS_ERROR_NOT_HELD, "%s: not held (mode %s)", name,
+                                         policy_mode_to_string(pm_device_mode(pm)));
+        if (r == -EBUSY)
+                return sd_bus_error_setf(error, BUS_ERROR_BUSY, "%s: another process holds the device", name);
+        return sd_bus_error_set_errnof(error, r, "%s: %s failed: %s", name, what,
+                                       last && *last ? last : strerror(-r));
+}
+
+/* ---- read methods and properties -------------------------------------------------------- */
+
+static int method_list_devices(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BusManager *b = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        ManagedDevice **devices;
+        size_t n;
+        int r;
+
+        r = manager_devices(b->manager, &devices, &n);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_new_method_return(msg, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "(so)");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                const char *name = managed_device_info(devices[i])->name;
+                _cleanup_free_ char *path = NULL;
+
+                r = bus_device_path(name, &path);
+                if (r < 0)
+                        return r;
+                r = sd_bus_message_append(reply, "(so)", name, path);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_get_device(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BusManager *b = userdata;
+        _cleanup_free_ char *path = NULL;
+        const char *name;
+        ManagedDevice *d = NULL;
+        int r;
+
+        r = sd_bus_message_read(msg, "s", &name);
+        if (r < 0)
+                return r;
+        r = find_device(b, name, &d, error);
+        if (r < 0)
+                return r;
+        r = bus_device_path(name, &path);
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(msg, "o", path);
+}
+
+static int property_version(sd_bus *bus, const char *path, const char *interface, const char *property,
+                            sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s", PACKAGE_VERSION);
+}
+
+static int property_policy_errors(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                  sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        BusManager *b = userdata;
+
+        return sd_bus_message_append_strv(reply, manager_policy(b->manager)->errors);
+}
+
+/* ---- Claim, Release, Wake, Reload ------------------------------------------------------- */
+
+typedef int (*DeviceOperation)(PmDevice *pm);
+
+static int device_method(sd_bus_message *msg, BusManager *b, const char *what, DeviceOperation op,
+                         sd_bus_error *error) {
+        const char *name;
+        ManagedDevice *d = NULL;
+        int r;
+
+        r = check_root(msg, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(msg, "s", &name);
+        if (r < 0)
+                return r;
+        r = find_device(b, name, &d, error);
+        if (r < 0)
+                return r;
+        log_device_info(name, "%s, asked over D-Bus", what);
+        r = op(managed_device_pm(d));
+        if (r < 0)
+                return device_error(name, what, r, managed_device_pm(d), error);
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int method_claim(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return device_method(msg, userdata, "Claim", pm_device_claim, error);
+}
+
+/* pm closes the fd before it returns: the reply tells the caller it may open the device. */
+static int method_release(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return device_method(msg, userdata, "Release", pm_device_release, error);
+}
+
+static int method_wake(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return device_method(msg, userdata, "Wake", pm_device_wake, error);
+}
+
+static int reload(BusManager *b, sd_bus_error *error) {
+        int r = manager_reload(b->manager);
+
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "Failed to reload the policy: %s", strerror(-r));
+        return 0;
+}
+
+static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BusManager *b = userdata;
+        int r;
+
+        r = check_root(msg, error);
+        if (r < 0)
+                return r;
+        log_info("Reloading policy, asked over D-Bus");
+        r = reload(b, error);
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+/* ---- SetPolicy, ResetPolicy ------------------------------------------------------------- */
+
+/* Where the file for name goes: the directory (absolute, as configured) and the file's name. */
+static int policy_target(BusManager *b, const char *name, bool runtime, const char **ret_dir, char **ret_filename,
+                         sd_bus_error *error) {
+        char **dirs = manager_config(b->manager)->policy_dirs;
+        size_t n = 0, len = strlen(name);
+        char *filename;
+
+        if (len == 0 || name[0] == '.' || strchr(name, '/') ||
+            len + strlen(BUS_POLICY_FILE_PREFIX BUS_POLICY_FILE_SUFFIX) > NAME_MAX)
+                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "'%s' cannot name a policy file", name);
+        for (const char *p = name; *p; p++)
+                if ((unsigned char) *p < 0x20 || *p == 0x7f)
+                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+                                                 "A device name with control characters cannot name a policy file");
+
+        while (dirs && dirs[n])
+                n++;
+        if (n < (runtime ? 1u : 2u))
+                return sd_bus_error_setf(error, SD_BUS_ERROR_NOT_SUPPORTED,
+                                         "No %s policy directory: the daemon reads %zu", runtime ? "runtime" :
+                                         "persistent", n);
+
+        if (asprintf(&filename, BUS_POLICY_FILE_PREFIX "%s" BUS_POLICY_FILE_SUFFIX, name) < 0)
+                return -ENOMEM;
+        *ret_dir = dirs[runtime ? n - 1 : n - 2];
+        *ret_filename = filename;
+        return 0;
+}
+
+/* Opens the absolute directory dir below root_fd, creating what is missing (0755) if create. */
+static int open_policy_dir(int root_fd, const char *dir, bool create, int *ret) {
+        _cleanup_free_ char *rel = NULL;
+        int fd;
+
+        while (*dir == '/')
+                dir++;
+        rel = strdup(*dir ? dir : ".");
+        if (!rel)
+                return -ENOMEM;
+
+        fd = openat(root_fd, rel, O_RDONLY|O_DIRECTORY|O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT && create) {
+                for (char *p = rel;; p++) {
+                        if (*p != '/' && *p != '\0')
+                                continue;
+                        char c = *p;
+
+                        *p = '\0';
+                        if (mkdirat(root_fd, rel, 0755) < 0 && errno != EEXIST)
+                                return -errno;
+                        *p = c;
+                        if (c == '\0')
+                                break;
+                }
+                fd = openat(root_fd, rel, O_RDONLY|O_DIRECTORY|O_CLOEXEC);
+        }
+        if (fd < 0)
+                return -errno;
+        *ret = fd;
+        return 0;
+}
+
+static int write_all(int fd, const char *s, size_t n) {
+        while (n > 0) {
+                ssize_t k = write(fd, s, n);
+
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                s += k;
+                n -= (size_t) k;
+        }
+        return 0;
+}
+
+/* Replaces filename in dir_fd with text, atomically and durably: a temporary file next to it
+ * (a dot name, which the policy loader ignores), fsync, rename, fsync of the directory. */
+static int write_file_atomic(int dir_fd, const char *filename, const char *text) {
+        _cleanup_close_ int fd = -EBADF;
+        char tmp[NAME_MAX + 1];
+        uint64_t rnd;
+        int r;
+
+        for (int attempt = 0;; attempt++) {
+                if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t) sizeof(rnd))
+                        rnd = now_monotonic() ^ ((uint64_t) getpid() << 32);
+                if (snprintf(tmp, sizeof(tmp), ".#%.200s.%016llx", filename, (unsigned long long) rnd) >= (int) sizeof(tmp))
+                        return -ENAMETOOLONG;
+                fd = openat(dir_fd, tmp, O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC|O_NOFOLLOW, 0644);
+                if (fd >= 0)
+                        break;
+                if (errno != EEXIST || attempt >= 16)
+                        return -errno;
+        }
+
+        /* fchmod: the umask must not decide whether others may read the policy */
+        r = write_all(fd, text, strlen(text));
+        if (r >= 0 && fchmod(fd, 0644) < 0)
+                r = -errno;
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        if (r >= 0 && close(TAKE_FD(fd)) < 0)
+                r = -errno;
+        if (r >= 0 && renameat(dir_fd, tmp, dir_fd, filename) < 0)
+                r = -errno;
+        if (r < 0) {
+                (void) unlinkat(dir_fd, tmp, 0);
+                return r;
+        }
+        if (fsync(dir_fd) < 0)
+                return -errno;
+        return 0;
+}
+
+/* The file's text for name: rule_json validated as a rule object, with match.device = name,
+ * validated again as written. */
+static int policy_text(const char *path, const char *name, const char *rule_json, char **ret,
+                       sd_bus_error *error) {
+        _cleanup_free_ char *message = NULL;
+        json_object *rule = NULL, *match = NULL, *device = NULL;
+        char *text = NULL;
+        int r;
+
+        r = policy_file_parse(path, rule_json, strlen(rule_json), NULL, &message);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return sd_bus_error_set(error, BUS_ERROR_INVALID_POLICY, message ?: "invalid");
+
+        rule = json_tokener_parse(rule_json);
+        if (!json_object_is_type(rule, json_type_object)) {
+                json_object_put(rule);
+                return sd_bus_error_setf(error, BUS_ERROR_INVALID_POLICY, "%s: expected one rule object", path);
+        }
+        if (!json_object_object_get_ex(rule, "match", &match)) {
+                match = json_object_new_object();
+                if (!match || json_object_object_add(rule, "match", match) < 0) {
+                        json_object_put(match);
+                        json_object_put(rule);
+                        return -ENOMEM;
+                }
+        }
+        device = json_object_new_string(name);
+        if (!device || json_object_object_add(match, "device", device) < 0) {
+                json_object_put(device);
+                json_object_put(rule);
+                return -ENOMEM;
+        }
+        if (asprintf(&text, "%s\n", json_object_to_json_string_ext(rule, JSON_C_TO_STRING_PRETTY |
+                                                                     JSON_C_TO_STRING_NOSLASHESCAPE)) < 0)
+                text = NULL;
+        json_object_put(rule);
+        if (!text)
+                return -ENOMEM;
+
+        free(message);
+        message = NULL;
+        r = policy_file_parse(path, text, strlen(text), NULL, &message);
+        if (r < 0) {
+                free(text);
+                if (r == -ENOMEM)
+                        return r;
+                return sd_bus_error_set(error, BUS_ERROR_INVALID_POLICY, message ?: "invalid");
+        }
+        *ret = text;
+        return 0;
+}
+
+static int method_set_policy(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BusManager *b = userdata;
+        _cleanup_free_ char *filename = NULL, *path = NULL, *text = NULL;
+        _cleanup_close_ int dir_fd = -EBADF;
+        const char *name, *rule_json, *dir;
+        ManagedDevice *d = NULL;
+        int runtime, r;
+
+        r = check_root(msg, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(msg, "ssb", &name, &rule_json, &runtime);
+        if (r < 0)
+                return r;
+        r = find_device(b, name, &d, error);
+        if (r < 0)
+                return r;
+        r = policy_target(b, name, runtime, &dir, &filename, error);
+        if (r < 0)
+                return r;
+        if (asprintf(&path, "%s/%s", dir, filename) < 0)
+                return -ENOMEM;
+        r = policy_text(path, name, rule_json, &text, error);
+        if (r < 0)
+                return r;
+
+        r = open_policy_dir(manager_config(b->manager)->root_fd, dir, true, &dir_fd);
+        if (r >= 0)
+                r = write_file_atomic(dir_fd, filename, text);
+        if (r < 0) {
+                log_device_error_errno(name, r, "Failed to write %s: %m", path);
+                return sd_bus_error_set_errnof(error, r, "Failed to write %s: %s", path, strerror(-r));
+        }
+        log_device_info(name, "Wrote %s, asked over D-Bus; reloading", path);
+
+        r = reload(b, error);
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int method_reset_policy(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        BusManager *b = userdata;
+        _cleanup_free_ char *filename = NULL;
+        _cleanup_close_ int dir_fd = -EBADF;
+        const char *name, *dir;
+        int runtime, r;
+
+        r = check_root(msg, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(msg, "sb", &name, &runtime);
+        if (r < 0)
+                return r;
+        r = policy_target(b, name, runtime, &dir, &filename, error);
+        if (r < 0)
+                return r;
+
+        r = open_policy_dir(manager_config(b->manager)->root_fd, dir, false, &dir_fd);
+        if (r >= 0) {
+                if (unlinkat(dir_fd, filename, 0) >= 0) {
+                        log_device_info(name, "Removed %s/%s, asked over D-Bus; reloading", dir, filename);
+                        if (fsync(dir_fd) < 0)
+                                r = -errno;
+                } else if (errno != ENOENT)
+                        r = -errno;
+        } else if (r == -ENOENT)
+                r = 0;          /* no directory, no file */
+        if (r < 0) {
+                log_device_error_errno(name, r, "Failed to remove %s/%s: %m", dir, filename);
+                return sd_bus_error_set_errnof(error, r, "Failed to remove %s/%s: %s", dir, filename, strerror(-r));
+        }
+
+        r = reload(b, error);
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(msg, NULL);
+}
+
+/* Every method is UNPRIVILEGED for sd-bus (whose own check would demand CAP_SYS_ADMIN of every
+ * caller): the methods that change something check uid 0 themselves. */
+static const sd_bus_vtable manager_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Version", "s", property_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("PolicyErrors", "as", property_policy_errors, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_METHOD_WITH_ARGS("ListDevices", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(so)", devices),
+                                method_list_devices, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetDevice", SD_BUS_ARGS("s", name), SD_BUS_RESULT("o", path),
+                                method_get_device, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Claim", SD_BUS_ARGS("s", name), SD_BUS_NO_RESULT,
+                                method_claim, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Release", SD_BUS_ARGS("s", name), SD_BUS_NO_RESULT,
+                                method_release, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Wake", SD_BUS_ARGS("s", name), SD_BUS_NO_RESULT,
+                                method_wake, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("SetPolicy", SD_BUS_ARGS("s", name, "s", rule_json, "b", runtime), SD_BUS_NO_RESULT,
+                                method_set_policy, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ResetPolicy", SD_BUS_ARGS("s", name, "b", runtime), SD_BUS_NO_RESULT,
+                                method_reset_policy, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Reload", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT,
+                                method_reload, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS("DeviceAdded", SD_BUS_ARGS("s", name, "o", path), 0),
+        SD_BUS_SIGNAL_WITH_ARGS("DeviceRemoved", SD_BUS_ARGS("s", name, "o", path), 0),
+        SD_BUS_VTABLE_END
+};
+
+/* ---- lifetime --------------------------------------------------------------------------- */
+
+int bus_manager_new(Manager *m, sd_bus *bus, BusManager **ret) {
+        _cleanup_(bus_manager_freep) BusManager *b = NULL;
+        struct event_base *base = manager_event_base(m);
+        int r;
+
+        b = calloc(1, sizeof(*b));
+        if (!b)
+                return -ENOMEM;
+        b->manager = m;
+        b->bus = sd_bus_ref(bus);
+
+        r = sd_bus_add_object_vtable(bus, &b->vtable_slot, BUS_MANAGER_PATH, BUS_MANAGER_INTERFACE,
+                                     manager_vtable, b);
+        if (r < 0)
+                return r;
+        r = bus_devices_new(bus, m, &b->devices);
+        if (r < 0)
+                return r;
+
+        b->io = event_new(base, -1, 0, on_bus_io, b);
+        b->timer = evtimer_new(base, on_bus_timer, b);
+        if (!b->io || !b->timer)
+                return -ENOMEM;
+        if (sd_bus_get_fd(bus) < 0)
+                return -ENOTCONN;
+
+        manager_set_hooks(m, &(ManagerHooks) {
+                .device_added = hook_device_added,
+                .device_removed = hook_device_removed,
+                .device_changed = hook_device_changed,
+                .policy_reloaded = hook_policy_reloaded,
+                .userdata = b,
+        });
+        /* devices the manager has already */
+        {
+                ManagedDevice **devices;
+                size_t n;
+
+                r = manager_devices(m, &devices, &n);
+                if (r < 0)
+                        return r;
+                for (size_t i = 0; i < n; i++)
+                        bus_devices_added(b->devices, devices[i]);
+        }
+        bus_rearm(b);
+
+        *ret = TAKE_PTR(b);
+        return 0;
+}
+
+BusManager *bus_manager_free(BusManager *b) {
+        if (!b)
+                return NULL;
+        if (b->manager && b->devices)
+                manager_set_hooks(b->manager, NULL);
+        if (b->io)
+                event_free(b->io);
+        if (b->timer)
+                event_free(b->timer);
+        b->devices = bus_devices_free(b->devices);
+        sd_bus_slot_unref(b->vtable_slot);
+        sd_bus_unref(b->bus);
+        free(b);
+        return NULL;
+}
+
+int bus_manager_request_name(BusManager *b) {
+        int r;
+
+        r = sd_bus_request_name(b->bus, BUS_NAME, 0);
+        bus_rearm(b);           /* the synchronous call may have queued other messages */
+        return r;
+}
