@@ -29,9 +29,12 @@ pass "vfio-pm-sim.1 claimed on the udev event after the holder closed"
 now_ms; t0=$NOW_MS
 timeout 10 sh -c "echo $nic >/sys/bus/pci/drivers/vfio-pci/unbind" || fail "unbinding held $nic hung"
 now_ms; took=$((NOW_MS - t0))
-wait_log "^$nic: The kernel asks for the device back" 5 || fail "no request IRQ logged for $nic"
+# Either tells the daemon to let go: the request IRQ, or (6.12 removes the vfio-dev child
+# before it waits for the holder) the vfio-dev remove event, whichever it sees first.
 wait_log "^$nic: Gone from its VFIO driver" 5 || fail "$nic not forgotten after unbind"
-pass "unbinding held $nic took $took ms (request IRQ, then close)"
+how="vfio-dev remove event"
+[ "$(log_count "^$nic: The kernel asks for the device back")" -gt 0 ] && how="request IRQ"
+pass "unbinding held $nic took $took ms (closed on the $how)"
 echo "$nic" >/sys/bus/pci/drivers_probe
 wait_log "^$nic: Found pci device" 5 2 || fail "$nic not found again after rebinding"
 wait_log "^$nic: idle → armed" 5 2 || fail "$nic not armed again after rebinding"
