@@ -819,7 +819,8 @@ static ssize_t pme_store(struct device *dev, struct device_attribute *attr, cons
 	if (ret)
 		return ret;
 	ret = pm_request_resume(dev);
-	return ret < 0 ? ret : count;
+	/* -EINPROGRESS: a resume is already under way, and a PME then is part of that one wake */
+	return ret < 0 && ret != -EINPROGRESS ? ret : count;
 }
 static DEVICE_ATTR_WO(pme);
 
