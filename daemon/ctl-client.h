@@ -1,0 +1,73 @@
+#pragma once
+
+/* ctl-client: the client side of the org.vfiopm1 API (SPEC §5), shared by vfiopmctl and the
+ * libvirt hook. The system bus is the one sd_bus_open_system() finds, so DBUS_SYSTEM_BUS_ADDRESS
+ * points a test at a private bus. Every call has a deadline: nothing here waits forever. */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-bus.h>
+
+#include "cleanup.h"
+
+/* vfiopmctl's exit statuses (SPEC §6). */
+typedef enum CtlExit {
+        CTL_EXIT_OK = 0,
+        CTL_EXIT_FAILED = 1,            /* the operation failed */
+        CTL_EXIT_USAGE = 2,             /* bad command line */
+        CTL_EXIT_UNREACHABLE = 3,       /* no bus, no daemon on it, or no answer in time */
+} CtlExit;
+
+/* Connects to the system bus; every method call made through ctl_call() waits at most
+ * timeout_usec. */
+int ctl_bus_open(uint64_t timeout_usec, sd_bus **ret);
+
+/* Calls method member of org.vfiopm1.Manager with the arguments types/... (types NULL: none).
+ * Returns ≥ 0 and the reply (ret_reply may be NULL), or a negative errno with error set when the
+ * daemon (or the bus) answered with an error. */
+int ctl_call(sd_bus *bus, sd_bus_error *error, sd_bus_message **ret_reply, const char *member,
+             const char *types, ...);
+
+/* The exit status a failed call (r < 0, error as it left it) earns: CTL_EXIT_UNREACHABLE when the
+ * daemon could not be reached or did not answer, else CTL_EXIT_FAILED. */
+CtlExit ctl_exit_status(int r, const sd_bus_error *error);
+
+/* One line for stderr: the error's message, or the errno's text, with the reason why the daemon
+ * is unreachable when it is. Static storage: valid until the next call. */
+const char *ctl_error_text(int r, const sd_bus_error *error);
+
+/* A device's properties (org.vfiopm1.Device, SPEC §5). */
+typedef struct CtlDevice {
+        char *path;
+        char *name;
+        char *vendor;
+        char *device_id;
+        char *class;
+        char *driver;
+        char *iommu_group;
+        char *mode;
+        char *state;
+        char *power_state;
+        char *runtime_status;
+        char *last_error;
+        char *policy;                   /* JSON */
+        uint64_t wakes;
+        uint64_t arms;
+        uint64_t low_power_usec;
+        uint64_t kernel_suspended_msec;
+        uint64_t last_wake_realtime_usec;
+} CtlDevice;
+
+/* Reads every property of the device object at path in one GetAll. */
+int ctl_device_get(sd_bus *bus, const char *path, CtlDevice *ret, sd_bus_error *error);
+/* Looks the name up with GetDevice first. */
+int ctl_device_get_by_name(sd_bus *bus, const char *name, CtlDevice *ret, sd_bus_error *error);
+void ctl_device_done(CtlDevice *d);
+
+/* Every device, in the daemon's order (by name). */
+int ctl_devices_get(sd_bus *bus, CtlDevice **ret, size_t *ret_n, sd_bus_error *error);
+void ctl_devices_free(CtlDevice *devices, size_t n);
+
+/* The daemon's uptime in µs, from the start time of the process that owns org.vfiopm1: the
+ * denominator of LOW%. -ENXIO if nobody owns the name. */
+int ctl_daemon_uptime(sd_bus *bus, uint64_t *ret);
