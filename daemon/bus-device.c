@@ -165,7 +165,7 @@ static const sd_bus_vtable device_vtable[] = {
 static int device_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **ret_found,
                        sd_bus_error *error) {
         BusDevices *b = userdata;
-        _cleanup_free_ char *name = NULL;
+        _cleanup_free_ char *name = NULL, *canonical = NULL;
         ManagedDevice *d;
         int r;
 
@@ -174,6 +174,14 @@ static int device_find(sd_bus *bus, const char *path, const char *interface, voi
                 return r;
         d = manager_find_device(b->manager, name);
         if (!d)
+                return 0;
+        /* sd_bus_path_decode() takes any spelling ("_30" for "0", an invalid escape literally)
+         * and "_00" decodes to a NUL that ends the name early: only the device's own path is its
+         * object, not every other path that decodes to its name */
+        r = bus_device_path(name, &canonical);
+        if (r < 0)
+                return r;
+        if (strcmp(path, canonical) != 0)
                 return 0;
         *ret_found = d;
         return 1;

@@ -259,9 +259,17 @@ void manager_remove_device(Manager *m, const char *name) {
         notify_status(m);
 }
 
+void manager_change_device(Manager *m, const char *bus, const char *name) {
+        ManagedDevice *d = manager_find_device(m, name);
+
+        if (d && pm_device_state(d->pm) == PM_STATE_BUSY)
+                (void) pm_device_claim(d->pm);
+        else if (!d && bus && device_is_vfio(m->config.sysfs_fd, bus, name))
+                (void) manager_add_device(m, bus, name);
+}
+
 static void on_device_event(void *userdata, DeviceEvent event, const char *bus, const char *name) {
         Manager *m = userdata;
-        ManagedDevice *d;
 
         switch (event) {
         case DEVICE_EVENT_VFIO_ADD:
@@ -271,11 +279,7 @@ static void on_device_event(void *userdata, DeviceEvent event, const char *bus, 
                 manager_remove_device(m, name);
                 break;
         case DEVICE_EVENT_CHANGE:
-                d = manager_find_device(m, name);
-                if (d && pm_device_state(d->pm) == PM_STATE_BUSY)
-                        (void) pm_device_claim(d->pm);
-                else if (!d && bus && device_is_vfio(m->config.sysfs_fd, bus, name))
-                        (void) manager_add_device(m, bus, name);
+                manager_change_device(m, bus, name);
                 break;
         case _DEVICE_EVENT_MAX:
         case _DEVICE_EVENT_INVALID:
@@ -332,7 +336,8 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
         r = policy_set_new(&m->policy);
         if (r < 0)
                 return r;
-        r = vfio_backend_new(vfio_sys_kernel(), config->sysfs_fd, config->dev_fd, config->vfio_path, &m->backend);
+        r = vfio_backend_new(config->vfio_sys ?: vfio_sys_kernel(), config->sysfs_fd, config->dev_fd,
+                             config->vfio_path, &m->backend);
         if (r < 0)
                 return r;
 

@@ -21,6 +21,8 @@ typedef struct ManagerConfig {
         int sysfs_fd;           /* "/sys" */
         int dev_fd;             /* "/dev" */
         VfioPath vfio_path;     /* _VFIO_PATH_INVALID: pick */
+        const VfioSys *vfio_sys; /* NULL: vfio_sys_kernel(); borrowed, outlives the manager (tests:
+                                  * a fake kernel) */
 } ManagerConfig;
 
 int manager_new(const ManagerConfig *config, Manager **ret);
@@ -55,6 +57,9 @@ ManagedDevice *manager_find_device(Manager *m, const char *name);
  * at bus/<bus>/devices/<name> below the sysfs fd and takes its first decision; forgets it. */
 int manager_add_device(Manager *m, const char *bus, const char *name);
 void manager_remove_device(Manager *m, const char *name);
+/* What udev reports as DEVICE_EVENT_CHANGE: a device waiting in busy is claimed again (its holder
+ * may have let go), an unknown device that is now bound to a VFIO driver is added. */
+void manager_change_device(Manager *m, const char *bus, const char *name);
 
 /* One device, borrowed: valid while the device is in the table. Claim, Release and Wake go
  * straight to its state machine (pm_device_claim() …): what they change comes back through the

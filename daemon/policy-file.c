@@ -253,7 +253,9 @@ static int parse_watts(Parser *p, const char *key, json_object *v, double *ret) 
 static int parse_mode(Parser *p, const char *key, json_object *v, PolicyMode *ret) {
         PolicyMode m = _POLICY_MODE_INVALID;
 
-        if (json_object_is_type(v, json_type_string))
+        /* "on\u0000x" is not "on": the whole string must be the name */
+        if (json_object_is_type(v, json_type_string) &&
+            strlen(json_object_get_string(v)) == (size_t) json_object_get_string_len(v))
                 m = policy_mode_from_string(json_object_get_string(v));
         if (m < 0)
                 return content_error(p, key, "\"kernel\", \"on\", \"auto\" or \"wakeup\"", v);

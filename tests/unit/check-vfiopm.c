@@ -6,7 +6,9 @@
  * CK_RUN_CASE=read run a part; CK_FORK=no eases debugging. */
 static Suite *(*const suites[])(void) = {
         bus_suite,
+        ctl_suite,
         device_suite,
+        domain_xml_suite,
         log_suite,
         pm_suite,
         policy_suite,

@@ -4,7 +4,9 @@
 
 /* One suite per daemon module, each in tests/unit/test-MODULE.c; check-vfiopm.c runs them all. */
 Suite *bus_suite(void);
+Suite *ctl_suite(void);
 Suite *device_suite(void);
+Suite *domain_xml_suite(void);
 Suite *log_suite(void);
 Suite *pm_suite(void);
 Suite *policy_suite(void);
