@@ -55,7 +55,7 @@ static void bus_rearm(BusManager *b) {
                 b->dead = true;
                 (void) event_del(b->io);
                 (void) evtimer_del(b->timer);
-                manager_stop(b->manager);
+                manager_fail(b->manager, fd < 0 ? fd : events);
                 return;
         }
         what = EV_PERSIST | (events & POLLIN ? EV_READ : 0) | (events & POLLOUT ? EV_WRITE : 0);

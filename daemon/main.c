@@ -181,11 +181,15 @@ static int check_config(char **dirs, int root_fd, int sysfs_fd) {
         int r, errors;
 
         r = policy_set_new(&set);
-        if (r < 0)
-                return log_oom();
+        if (r < 0) {
+                log_oom();
+                return EXIT_FAILURE;
+        }
         errors = policy_set_load(set, root_fd, dirs);
-        if (errors < 0)
-                return log_error_errno(errors, "Failed to load the policy: %m");
+        if (errors < 0) {
+                log_error_errno(errors, "Failed to load the policy: %m");
+                return EXIT_FAILURE;
+        }
         for (size_t i = 0; i < set->n_errors; i++)
                 fprintf(stderr, "%s\n", set->errors[i]);
         for (size_t i = 0; i < set->n_entries; i++)
@@ -279,6 +283,7 @@ int main(int argc, char *argv[]) {
                         return EXIT_FAILURE;
                 }
         }
+        manager_notify_ready(m);
         r = manager_run(m);
         bus_manager = bus_manager_free(bus_manager);
         m = manager_free(m);    /* closes the held devices before we say we are done */

@@ -36,7 +36,7 @@ struct Manager {
         ManagedDevice **sorted;         /* manager_devices() */
         ManagerHooks hooks;
         bool started;
-        int exit_code;
+        int exit_error;                 /* manager_fail(): what manager_run() returns */
 };
 
 static usec_t now_clock(clockid_t id) {
@@ -440,23 +440,32 @@ int manager_start(Manager *m) {
         }
 
         m->started = true;
-        (void) sd_notify(0, "READY=1");
-        notify_status(m);
         log_info("Started with %d VFIO device%s, %zu policy error%s", lh_table_length(m->devices),
                  lh_table_length(m->devices) == 1 ? "" : "s", m->policy->n_errors,
                  m->policy->n_errors == 1 ? "" : "s");
         return 0;
 }
 
+void manager_notify_ready(Manager *m) {
+        (void) sd_notify(0, "READY=1");
+        notify_status(m);
+}
+
 int manager_run(Manager *m) {
         if (event_base_dispatch(m->base) < 0)
                 return log_error_errno(-EIO, "The event loop failed");
         (void) sd_notify(0, "STOPPING=1");
-        return 0;
+        return m->exit_error;
 }
 
 void manager_stop(Manager *m) {
         (void) event_base_loopbreak(m->base);
+}
+
+void manager_fail(Manager *m, int error) {
+        if (m->exit_error == 0)
+                m->exit_error = error < 0 ? error : -EIO;
+        manager_stop(m);
 }
 
 struct event_base *manager_event_base(Manager *m) {

@@ -30,13 +30,19 @@ int manager_new(const ManagerConfig *config, Manager **ret);
 Manager *manager_free(Manager *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free)
 
-/* Loads the policy, starts listening to udev, takes every present device's first decision and
- * tells systemd READY=1. */
+/* Loads the policy, starts listening to udev and takes every present device's first decision;
+ * manager_notify_ready() then tells systemd. */
 int manager_start(Manager *m);
 
-/* Runs the loop until SIGTERM/SIGINT or manager_stop(). */
+/* Tells systemd READY=1 and the first STATUS=: once every way in is open (the bus name too), so
+ * that whoever systemd starts after us finds us. */
+void manager_notify_ready(Manager *m);
+
+/* Runs the loop until SIGTERM/SIGINT, manager_stop() (returns 0) or manager_fail() (returns the
+ * error given, so that the daemon exits non-zero and systemd's Restart=on-failure applies). */
 int manager_run(Manager *m);
 void manager_stop(Manager *m);
+void manager_fail(Manager *m, int error);
 
 /* Re-reads the policy files and applies the result to every device (SIGHUP, D-Bus Reload).
  * Returns the number of policy errors (files keeping their last good content). */
