@@ -91,6 +91,10 @@ const char *ctl_error_text(int r, const sd_bus_error *error) {
                         return "vfiopmd is not running (nobody owns org.vfiopm1 on the system bus)";
                 if (sd_bus_error_has_names(error, SD_BUS_ERROR_NO_REPLY, SD_BUS_ERROR_TIMEOUT, "org.freedesktop.DBus.Error.TimedOut"))
                         return "vfiopmd did not answer in time";
+                if (sd_bus_error_has_name(error, SD_BUS_ERROR_ACCESS_DENIED) &&
+                    (!error->message || strstr(error->message, "Rejected send message")))
+                        /* dbus-daemon's refusal (the bus policy), not vfiopmd's: its text is a dump */
+                        return "access denied by the bus policy: changing anything needs root";
                 (void) snprintf(buf, sizeof(buf), "%s", error->message ?: error->name);
         } else if (error_unreachable(r, NULL))
                 (void) snprintf(buf, sizeof(buf), "cannot reach the system bus: %s", strerror(-r));

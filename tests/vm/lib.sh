@@ -77,8 +77,16 @@ vm_host_setup() {
 
 # Everything that goes into the guest image. Changing this list, image/*
 # or any resolved package version gives a new image key.
+# libvirt-daemon, -driver-qemu, -clients and qemu-system-x86 are for
+# scenarios/libvirt-hook.sh (a real libvirtd running the qemu hooks around a
+# nested qemu holding a vfio NIC): without libvirt-daemon-system they bring no
+# systemd unit, so nothing of them starts at boot (the scenario starts
+# libvirtd itself). mmdebstrap installs no Recommends. jq: the scenarios read
+# vfiopmctl --json, as scripts would.
 VM_GUEST_PKGS=(systemd systemd-sysv dbus udev kmod initramfs-tools procps pciutils
-	libevent-2.1-7 libevent-pthreads-2.1-7 libjson-c5 libsystemd0 libudev1)
+	libevent-2.1-7 libevent-pthreads-2.1-7 libjson-c5 libsystemd0 libudev1
+	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
+	jq)
 
 # vm_image_key: sha256 over the recipe and the resolved versions of every
 # package named in it.
