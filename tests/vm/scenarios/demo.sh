@@ -15,20 +15,23 @@ policy_write 50-demo.json "[
 say "policy ($POLICY_DIR/50-demo.json):"
 sed 's/^/    /' "$POLICY_DIR/50-demo.json"
 
-# The daemon's state of a device: the last transition it logged.
-state_of() { daemon_log | sed -n "s/^$1: [a-z]* → \([a-z]*\).*/\1/p" | tail -n1; }
+# What vfiopmctl says (over the system bus), and the kernel's own view from sysfs beside it.
 show() {
 	say "$1"
-	printf '    %-14s %-12s %-8s %-7s %-10s %s\n' DEVICE DRIVER STATE POWER RUNTIME SUSPENDED_MS
+	vfiopmctl | sed 's/^/    /'
+	printf '    kernel: %-14s %-12s %-10s %s\n' DEVICE DRIVER RUNTIME SUSPENDED_MS
 	for d in "${nics[@]}" vfio-pm-sim.0 vfio-pm-sim.1; do
 		local dir; dir=$(dev_dir "$d")
-		printf '    %-14s %-12s %-8s %-7s %-10s %s\n' "$d" "$(basename "$(readlink "$dir/driver")")" \
-			"$(state_of "$d" | grep . || echo kernel)" "$(cat "$dir/power_state" 2>/dev/null || echo -)" \
+		printf '            %-14s %-12s %-10s %s\n' "$d" "$(basename "$(readlink "$dir/driver")")" \
 			"$(cat "$dir/power/runtime_status")" "$(cat "$dir/power/runtime_suspended_time")"
 	done
 }
 
-daemon_start
+# The bus policy (org.vfiopm1.conf) came with the payload, after dbus-daemon started.
+systemctl reload dbus || fail "reloading dbus"
+daemon_start --bus system
+vfiopmctl monitor >/run/demo-monitor.txt 2>&1 &
+monitor=$!
 for d in "${nics[0]}" "${nics[1]}" vfio-pm-sim.0; do
 	wait_log "^$d: idle → armed" 10 || fail "$d not armed"
 	wait_runtime "$d" suspended || fail "$d not suspended"
@@ -48,6 +51,9 @@ wait_log "^${nics[0]}: woken → armed" 10 || fail "${nics[0]} not re-armed"
 wait_log "^vfio-pm-sim.0: woken → armed" 10 || fail "vfio-pm-sim.0 not re-armed"
 for d in "${nics[0]}" vfio-pm-sim.0; do wait_runtime "$d" suspended || fail "$d not suspended"; done
 show "re-armed after the delay, back in low power"
+kill -INT "$monitor"; wait "$monitor"
+say "vfiopmctl monitor, meanwhile:"
+sed 's/^/    /' /run/demo-monitor.txt
 
 timeline_dump
 daemon_stop
