@@ -1,10 +1,12 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <json-c/linkhash.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "device.h"
@@ -37,6 +39,8 @@ struct Manager {
         ManagerHooks hooks;
         bool started;
         int exit_error;                 /* manager_fail(): what manager_run() returns */
+        int state_dir_fd;               /* the records of the originals; -EBADF: none */
+        bool record_warned;             /* a record could not be written: said once */
 };
 
 static usec_t now_clock(clockid_t id) {
@@ -171,6 +175,63 @@ static void env_state_changed(void *userdata, PmDevice *pm, PmState old) {
                 log_device_info(pm_device_name(pm), "%s → %s", pm_state_to_string(old), pm_state_to_string(new));
         notify_status(m);
         hook_device_changed(m, device_of(m, pm));
+}
+
+static void env_record_failed(void *userdata, PmDevice *pm, const char *what, int error) {
+        Manager *m = userdata;
+
+        if (strcmp(what, "read") == 0) {
+                log_device_warning_errno(pm_device_name(pm), error,
+                                         "Failed to read the record of the original sysfs values, taking those "
+                                         "found in sysfs as the originals: %m");
+                return;
+        }
+        /* the same cause (a full or read-only /run) would repeat for every device and change */
+        if (m->record_warned) {
+                log_device_debug(pm_device_name(pm), "Failed to %s the record of the original sysfs values: %s",
+                                 what, strerror(-error));
+                return;
+        }
+        m->record_warned = true;
+        log_device_warning_errno(pm_device_name(pm), error,
+                                 "Failed to %s the record of the original sysfs values, keeping them in memory "
+                                 "only (a daemon restarted after a crash would not put them back), ignoring: %m",
+                                 what);
+}
+
+/* Opens the absolute directory dir below root_fd, creating what is missing (0755). */
+static int open_state_dir(int root_fd, const char *dir, int *ret) {
+        _cleanup_free_ char *rel = NULL;
+        int fd;
+
+        while (*dir == '/')
+                dir++;
+        if (!*dir)
+                return -EINVAL;
+        rel = strdup(dir);
+        if (!rel)
+                return -ENOMEM;
+
+        fd = openat(root_fd, rel, O_RDONLY|O_DIRECTORY|O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT) {
+                for (char *p = rel;; p++) {
+                        char c = *p;
+
+                        if (c != '/' && c != '\0')
+                                continue;
+                        *p = '\0';
+                        if (*rel && mkdirat(root_fd, rel, 0755) < 0 && errno != EEXIST)
+                                return -errno;
+                        *p = c;
+                        if (c == '\0')
+                                break;
+                }
+                fd = openat(root_fd, rel, O_RDONLY|O_DIRECTORY|O_CLOEXEC);
+        }
+        if (fd < 0)
+                return -errno;
+        *ret = fd;
+        return 0;
 }
 
 static int device_apply_policy(Manager *m, ManagedDevice *d) {
@@ -317,6 +378,7 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
         if (!m)
                 return -ENOMEM;
         m->config = *config;
+        m->state_dir_fd = -EBADF;
 
         /* epoll, and no timer that libevent itself would run */
         ec = event_config_new();
@@ -341,6 +403,15 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
         if (r < 0)
                 return r;
 
+        r = open_state_dir(config->root_fd, config->state_dir ?: MANAGER_STATE_DIR_DEFAULT, &m->state_dir_fd);
+        if (r < 0) {
+                m->state_dir_fd = -EBADF;
+                m->record_warned = true;
+                log_warning_errno(r, "Failed to open the state directory %s, keeping the original sysfs values "
+                                  "in memory only (a daemon restarted after a crash would not put them back), "
+                                  "ignoring: %m", config->state_dir ?: MANAGER_STATE_DIR_DEFAULT);
+        }
+
         m->pm_env = (PmEnv) {
                 .backend = m->backend,
                 .now = env_now,
@@ -348,7 +419,9 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
                 .deadline_changed = env_deadline_changed,
                 .fds_changed = env_fds_changed,
                 .state_changed = env_state_changed,
+                .record_failed = env_record_failed,
                 .userdata = m,
+                .state_dir_fd = m->state_dir_fd,
         };
 
         m->sighup = evsignal_new(m->base, SIGHUP, on_sighup, m);
@@ -380,6 +453,7 @@ Manager *manager_free(Manager *m) {
         device_monitor_free(m->monitor);
         policy_set_free(m->policy);
         vfio_backend_free(m->backend);
+        (void) safe_close(m->state_dir_fd);
         if (m->watchdog)
                 event_free(m->watchdog);
         if (m->sighup)

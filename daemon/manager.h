@@ -15,9 +15,16 @@
 
 typedef struct Manager Manager;
 
+/* Where the records of the sysfs values found before the daemon changed them live (pm.h), so
+ * that a daemon restarted after a crash puts back those and not what the dead one left. */
+#define MANAGER_STATE_DIR_DEFAULT "/run/vfiopmd/state"
+
 typedef struct ManagerConfig {
         char **policy_dirs;     /* absolute; borrowed */
-        int root_fd;            /* "/": the policy directories are opened below it */
+        int root_fd;            /* "/": the policy and state directories are opened below it */
+        const char *state_dir;  /* absolute; NULL: MANAGER_STATE_DIR_DEFAULT; created (0755) if
+                                 * missing; unusable: a warning, and the originals are kept in
+                                 * memory only */
         int sysfs_fd;           /* "/sys" */
         int dev_fd;             /* "/dev" */
         VfioPath vfio_path;     /* _VFIO_PATH_INVALID: pick */

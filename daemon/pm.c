@@ -1,7 +1,12 @@
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "pm.h"
 #include "sysfs.h"
@@ -58,7 +63,12 @@ struct PmDevice {
         char *saved_control;            /* power/control, while in mode on */
         bool control_written;           /* "on" was written */
         char *saved_d3cold;             /* d3cold_allowed, while the policy sets d3cold */
-        char d3cold_now[2];             /* what d3cold_allowed holds while saved_d3cold is set */
+        char d3cold_now[2];             /* what d3cold_allowed holds while saved_d3cold is set;
+                                         * "": unknown (written whatever the target) */
+
+        /* what the record in env.state_dir_fd holds, as far as known */
+        bool record_control, record_d3cold;
+        bool record_stray;              /* a file is there that holds neither (corrupt) */
 };
 
 static const char *const pm_state_table[_PM_STATE_MAX] = {
@@ -350,6 +360,234 @@ static bool flap_record(PmDevice *d, usec_t now) {
         return false;
 }
 
+/* ---- the record of the originals -------------------------------------------------------- */
+
+/* One file per device, named after it, in env.state_dir_fd: the originals of the attributes
+ * changed (or about to be), one "attribute=value" line each. It outlives the daemon, so that
+ * the next one puts back what this one found rather than what it left. */
+
+static bool record_name_ok(const char *name) {
+        /* a kernel name has no '/'; a dot name could be "..", or one of our temporary files */
+        return name[0] != '\0' && name[0] != '.' && !strchr(name, '/') && strlen(name) <= NAME_MAX - 32;
+}
+
+static bool record_enabled(const PmDevice *d) {
+        return d->env.state_dir_fd >= 0 && record_name_ok(d->name);
+}
+
+static void record_failed(PmDevice *d, const char *what, int error) {
+        if (d->env.record_failed)
+                d->env.record_failed(d->env.userdata, d, what, error);
+}
+
+static bool control_value_ok(const char *v) {
+        return strcmp(v, "auto") == 0 || strcmp(v, "on") == 0;
+}
+
+static bool d3cold_value_ok(const char *v) {
+        return strcmp(v, "0") == 0 || strcmp(v, "1") == 0;
+}
+
+/* Parses text into the two originals (NULL: not recorded). Anything but known attributes with
+ * values sysfs can hold, each at most once, is -EBADMSG. */
+static int record_parse(const char *text, char **ret_control, char **ret_d3cold) {
+        _cleanup_free_ char *control = NULL, *d3cold = NULL;
+        const char *p = text;
+
+        while (*p) {
+                const char *eol = strchr(p, '\n'), *eq;
+                char **slot;
+                size_t klen;
+
+                if (!eol)
+                        return -EBADMSG;        /* cut short */
+                eq = memchr(p, '=', (size_t) (eol - p));
+                if (!eq)
+                        return -EBADMSG;
+                klen = (size_t) (eq - p);
+                if (klen == strlen(POWER_CONTROL) && strncmp(p, POWER_CONTROL, klen) == 0)
+                        slot = &control;
+                else if (klen == strlen(D3COLD_ALLOWED) && strncmp(p, D3COLD_ALLOWED, klen) == 0)
+                        slot = &d3cold;
+                else
+                        return -EBADMSG;
+                if (*slot)
+                        return -EBADMSG;
+                *slot = strndup(eq + 1, (size_t) (eol - eq - 1));
+                if (!*slot)
+                        return -ENOMEM;
+                if (slot == &control ? !control_value_ok(control) : !d3cold_value_ok(d3cold))
+                        return -EBADMSG;
+                p = eol + 1;
+        }
+        if (!control && !d3cold)
+                return -EBADMSG;
+        *ret_control = TAKE_PTR(control);
+        *ret_d3cold = TAKE_PTR(d3cold);
+        return 0;
+}
+
+/* Reads the device's record: 0 and both NULL when there is none. */
+static int record_read(PmDevice *d, char **ret_control, char **ret_d3cold) {
+        _cleanup_close_ int fd = -EBADF;
+        char buf[256];
+        size_t n = 0;
+
+        fd = openat(d->env.state_dir_fd, d->name, O_RDONLY|O_CLOEXEC|O_NOFOLLOW|O_NONBLOCK);
+        if (fd < 0) {
+                if (errno == ENOENT) {
+                        *ret_control = *ret_d3cold = NULL;
+                        return 0;
+                }
+                return -errno;
+        }
+        for (;;) {
+                ssize_t k = read(fd, buf + n, sizeof(buf) - 1 - n);
+
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        break;
+                n += (size_t) k;
+                if (n == sizeof(buf) - 1)
+                        return -EBADMSG;        /* far more than a record holds */
+        }
+        buf[n] = '\0';
+        if (strlen(buf) != n)
+                return -EBADMSG;
+        return record_parse(buf, ret_control, ret_d3cold);
+}
+
+static int write_all(int fd, const char *s, size_t n) {
+        while (n > 0) {
+                ssize_t k = write(fd, s, n);
+
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                s += k;
+                n -= (size_t) k;
+        }
+        return 0;
+}
+
+/* Replaces the record with text, atomically: a temporary dot file next to it, fsync, rename. */
+static int record_write(PmDevice *d, const char *text) {
+        int dir_fd = d->env.state_dir_fd;
+        _cleanup_close_ int fd = -EBADF;
+        char tmp[NAME_MAX + 1];
+        uint64_t rnd;
+        int r;
+
+        for (int attempt = 0;; attempt++) {
+                if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t) sizeof(rnd))
+                        rnd = now_mono(d) ^ ((uint64_t) getpid() << 32) ^ (uint64_t) attempt;
+                (void) snprintf(tmp, sizeof(tmp), ".#%s.%016llx", d->name, (unsigned long long) rnd);
+                fd = openat(dir_fd, tmp, O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC|O_NOFOLLOW, 0644);
+                if (fd >= 0)
+                        break;
+                if (errno != EEXIST || attempt >= 16)
+                        return -errno;
+        }
+
+        r = write_all(fd, text, strlen(text));
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        if (r >= 0 && close(TAKE_FD(fd)) < 0)
+                r = -errno;
+        if (r >= 0 && renameat(dir_fd, tmp, dir_fd, d->name) < 0)
+                r = -errno;
+        if (r < 0) {
+                (void) unlinkat(dir_fd, tmp, 0);
+                return r;
+        }
+        (void) fsync(dir_fd);   /* the rename is in place for whoever reads it; durable if it can */
+        return 0;
+}
+
+/* Makes the record hold the originals of the attributes that differ from them now, and of
+ * those named about to be changed (control, d3cold); removes it when none does. Called before
+ * a write that changes an attribute and after one that puts it back. A failure is reported
+ * (record_failed) and changes nothing else: the originals are still in memory. */
+static void record_sync(PmDevice *d, bool control, bool d3cold) {
+        char text[128];
+        int r;
+
+        if (!record_enabled(d))
+                return;
+        control = d->saved_control && (control || d->control_written);
+        d3cold = d->saved_d3cold && (d3cold || strcmp(d->d3cold_now, d->saved_d3cold) != 0);
+        if (control == d->record_control && d3cold == d->record_d3cold && !d->record_stray)
+                return;
+
+        if (!control && !d3cold) {
+                if (unlinkat(d->env.state_dir_fd, d->name, 0) < 0 && errno != ENOENT) {
+                        record_failed(d, "remove", -errno);
+                        return;
+                }
+        } else {
+                (void) snprintf(text, sizeof(text), "%s%s%s%s%s%s",
+                                control ? POWER_CONTROL "=" : "", control ? d->saved_control : "",
+                                control ? "\n" : "",
+                                d3cold ? D3COLD_ALLOWED "=" : "", d3cold ? d->saved_d3cold : "",
+                                d3cold ? "\n" : "");
+                r = record_write(d, text);
+                if (r < 0) {
+                        record_failed(d, "write", r);
+                        return;
+                }
+        }
+        d->record_control = control;
+        d->record_d3cold = d3cold;
+        d->record_stray = false;
+}
+
+/* pm_device_new(): a record left by an earlier daemon gives the originals, and says what it may
+ * have changed: put back by the first decision (or by free) unless the policy wants it so. */
+static void record_adopt(PmDevice *d) {
+        _cleanup_free_ char *control = NULL, *d3cold = NULL, *now = NULL;
+        int r;
+
+        if (!record_enabled(d))
+                return;
+        r = record_read(d, &control, &d3cold);
+        if (r < 0) {
+                /* ignored, but still there: removed or replaced at the first sync */
+                d->record_stray = true;
+                record_failed(d, "read", r);
+                return;
+        }
+        /* what the file holds; the first sync makes it say what is true now */
+        d->record_control = control;
+        d->record_d3cold = d3cold;
+
+        if (control) {
+                r = sysfs_read_attr(d->dir_fd, POWER_CONTROL, &now);
+                if (r != -ENOENT) {
+                        /* unreadable now: written back regardless */
+                        d->control_written = r < 0 || strcmp(now, control) != 0;
+                        d->saved_control = TAKE_PTR(control);
+                }
+                free(now);
+                now = NULL;
+        }
+        if (d3cold) {
+                r = sysfs_read_attr(d->dir_fd, D3COLD_ALLOWED, &now);
+                if (r != -ENOENT) {
+                        if (r >= 0 && strlen(now) < sizeof(d->d3cold_now))
+                                strcpy(d->d3cold_now, now);
+                        else
+                                d->d3cold_now[0] = '\0';
+                        d->saved_d3cold = TAKE_PTR(d3cold);
+                }
+        }
+}
+
 /* ---- sysfs: power/control and d3cold_allowed -------------------------------------------- */
 
 /* Mode on: power/control = on, remembering what it was. A device without the attribute has no
@@ -370,6 +608,7 @@ static int power_on(PmDevice *d) {
         }
         if (d->control_written || strcmp(d->saved_control, "on") == 0)
                 return 0;
+        record_sync(d, true, false);
         r = sysfs_write_attr(d->dir_fd, POWER_CONTROL, "on");
         if (r < 0)
                 return r;
@@ -391,6 +630,7 @@ static int power_restore(PmDevice *d) {
         free(d->saved_control);
         d->saved_control = NULL;
         d->control_written = false;
+        record_sync(d, false, false);
         return 0;
 }
 
@@ -447,11 +687,13 @@ static int d3cold_write(PmDevice *d) {
         if (!t)
                 return 0;
         if (strcmp(t, d->d3cold_now) != 0) {
+                record_sync(d, false, strcmp(t, d->saved_d3cold) != 0);
                 r = sysfs_write_attr(d->dir_fd, D3COLD_ALLOWED, t);
                 if (r == -ENOENT) {
                         /* gone meanwhile: nothing to restore either */
                         free(d->saved_d3cold);
                         d->saved_d3cold = NULL;
+                        record_sync(d, false, false);
                         return 0;
                 }
                 if (r < 0)
@@ -462,6 +704,7 @@ static int d3cold_write(PmDevice *d) {
                 free(d->saved_d3cold);
                 d->saved_d3cold = NULL;
         }
+        record_sync(d, false, false);
         return 0;
 }
 
@@ -609,6 +852,7 @@ int pm_device_new(const PmEnv *env, const char *bus, const char *name, int dev_d
         d->state = PM_STATE_KERNEL;
         d->deadline = USEC_INFINITY;
         d->armed_since = USEC_INFINITY;
+        record_adopt(d);
 
         *ret = d;
         return 0;
@@ -619,9 +863,15 @@ PmDevice *pm_device_free(PmDevice *d) {
                 return NULL;
 
         device_close(d);
-        (void) power_restore(d);
-        if (d->saved_d3cold && strcmp(d->saved_d3cold, d->d3cold_now) != 0)
-                (void) sysfs_write_attr(d->dir_fd, D3COLD_ALLOWED, d->saved_d3cold);
+        (void) power_restore(d);        /* the record forgets power/control once it is back */
+        if (d->saved_d3cold && strcmp(d->saved_d3cold, d->d3cold_now) != 0) {
+                int r = sysfs_write_attr(d->dir_fd, D3COLD_ALLOWED, d->saved_d3cold);
+
+                if (r >= 0 || r == -ENOENT)
+                        strcpy(d->d3cold_now, d->saved_d3cold);
+                /* else kept in the record: the next daemon to take the device tries again */
+        }
+        record_sync(d, false, false);
 
         free(d->saved_control);
         free(d->saved_d3cold);

@@ -28,7 +28,13 @@
  *     device as much as a held one): written as the policy says, put back when it goes back to
  *     null and on free; an armed device exits around the write (the write resumes it). A device
  *     without the attribute (platform) is left alone silently. While released nothing is
- *     touched: the policy of the moment is applied at Claim. */
+ *     touched: the policy of the moment is applied at Claim.
+ *   - The values found before the first change are also kept in a record, one file per device
+ *     in PmEnv.state_dir_fd ("power/control=auto\nd3cold_allowed=1\n", the attributes changed
+ *     or about to be), written atomically before the write to sysfs and removed once both are
+ *     back. A device whose record exists when pm_device_new() is called takes the record's
+ *     values as the originals, not what sysfs shows: they are what a daemon that died without
+ *     putting them back (SIGKILL, watchdog, crash) found, and they are put back as usual. */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -102,16 +108,24 @@ typedef struct PmEnv {
         void (*fds_changed)(void *userdata, PmDevice *d);
         /* State changed from old to pm_device_state(d); the daemon logs it and signals it. */
         void (*state_changed)(void *userdata, PmDevice *d, PmState old);
+        /* The device's record (state_dir_fd) could not be used; what: "read" (error -EBADMSG:
+         * a corrupt record, ignored: sysfs shows the originals), "write" or "remove" (the
+         * originals are kept in memory only, as without a directory). May be NULL. */
+        void (*record_failed)(void *userdata, PmDevice *d, const char *what, int error);
         void *userdata;
+        /* The directory of the records of the original sysfs values (borrowed); -EBADF: none,
+         * the originals are kept in memory only. Set it: 0 is an fd. */
+        int state_dir_fd;
 } PmEnv;
 
 /* bus, name: as for vfio_device_open(); dev_dir_fd: the device's sysfs directory (borrowed),
  * where power/control, d3cold_allowed and power/runtime_suspended_time live. The device starts
  * in PM_STATE_KERNEL, not held, with the default policy; pm_device_set_policy() gives it its
- * first decision. */
+ * first decision, which puts back what a record left by an earlier daemon says was changed and
+ * the policy does not want (pm_device_free() does, without a decision). */
 int pm_device_new(const PmEnv *env, const char *bus, const char *name, int dev_dir_fd, PmDevice **ret);
-/* Closes the device if held (calling fds_changed only) and restores what the daemon changed in
- * sysfs (power/control, d3cold_allowed). */
+/* Closes the device if held (calling fds_changed only), restores what the daemon changed in
+ * sysfs (power/control, d3cold_allowed) and removes the device's record. */
 PmDevice *pm_device_free(PmDevice *d);
 DEFINE_TRIVIAL_CLEANUP_FUNC(PmDevice *, pm_device_free)
 
