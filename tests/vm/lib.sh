@@ -62,6 +62,8 @@ vm_kernel_pkg() {
 }
 
 vm_kernel_release() { echo "${1#linux-image-}"; }
+# vm_kernel_headers KERNEL_PKG -> its headers package, e.g. linux-headers-6.1.0-56-amd64
+vm_kernel_headers() { echo "linux-headers-$(vm_kernel_release "$1")"; }
 
 # Host packages the rig needs, and the headers of the guest kernels so that
 # out-of-tree modules can be built for them.
@@ -70,7 +72,7 @@ vm_host_setup() {
 	vm_enable_backports
 	local k pkgs=()
 	for k in 6.1 6.12; do
-		pkgs+=("linux-headers-$(vm_kernel_release "$(vm_kernel_pkg "$k")")")
+		pkgs+=("$(vm_kernel_headers "$(vm_kernel_pkg "$k")")")
 	done
 	vm_apt_install "${pkgs[@]}"
 }
@@ -82,33 +84,39 @@ vm_host_setup() {
 # nested qemu holding a vfio NIC): without libvirt-daemon-system they bring no
 # systemd unit, so nothing of them starts at boot (the scenario starts
 # libvirtd itself). mmdebstrap installs no Recommends. jq: the scenarios read
-# vfiopmctl --json, as scripts would.
+# vfiopmctl --json, as scripts would. dkms: scenarios/debs.sh installs vfio-pm-sim-dkms, which
+# DKMS builds in the guest, offline: dkms Depends on gcc, make, dpkg-dev, patch and kmod, and
+# vm_image_build adds each kernel's linux-headers-KREL (with its -common, linux-kbuild and
+# compiler). Bookworm's dkms ships no systemd unit (nothing of it runs at boot).
 VM_GUEST_PKGS=(systemd systemd-sysv dbus udev kmod initramfs-tools procps pciutils
 	libevent-2.1-7 libevent-pthreads-2.1-7 libjson-c5 libsystemd0 libudev1
 	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
-	jq)
+	jq dkms)
 
-# vm_image_key: sha256 over the recipe and the resolved versions of every
-# package named in it.
+# vm_image_key KERNEL_PKG...: sha256 over the recipe and the resolved versions of every
+# package named in it (the kernels' headers included).
 vm_image_key() {
+	local k hdrs=()
+	for k; do hdrs+=("$(vm_kernel_headers "$k")"); done
 	{
 		declare -f vm_image_build
 		cat "$VM_DIR"/image/*
-		printf '%s\n' "${VM_GUEST_PKGS[@]}" "$@"
-		apt-cache policy "${VM_GUEST_PKGS[@]}" "$@" | awk '/Candidate:/ { print $2 }'
+		printf '%s\n' "${VM_GUEST_PKGS[@]}" "$@" "${hdrs[@]}"
+		apt-cache policy "${VM_GUEST_PKGS[@]}" "$@" "${hdrs[@]}" | awk '/Candidate:/ { print $2 }'
 	} | sha256sum | cut -c1-16
 }
 
-# vm_image_build OUTDIR KERNEL_PKG...: rootfs with the given kernels, as
-# OUTDIR/rootfs.img plus each kernel's vmlinuz/initrd beside it.
+# vm_image_build OUTDIR KERNEL_PKG...: rootfs with the given kernels and their headers (DKMS),
+# as OUTDIR/rootfs.img plus each kernel's vmlinuz/initrd beside it.
 vm_image_build() {
 	local out=$1; shift
-	local tmp sources kpkgs
+	local tmp sources kpkgs k
 	tmp=$(mktemp -d "$VM_CACHE/.build.XXXXXX")
 	sources=$tmp/sources.list
 	apt-get indextargets --format 'deb $(REPO_URI) $(RELEASE) $(COMPONENT)' 'Created-By: Packages' |
 		awk '$3 ~ /^'"$VM_SUITE"'(-updates|-security|-backports)?$/' | sort -u >"$sources"
 	kpkgs=$(IFS=,; echo "$*")
+	for k; do kpkgs+=,$(vm_kernel_headers "$k"); done
 	vm_log "building guest image (mmdebstrap, kernels: $*)"
 	local exclude=() d
 	for d in usr/share/doc usr/share/man usr/share/locale usr/share/info \
@@ -127,7 +135,7 @@ vm_image_build() {
 		--essential-hook="sh '$VM_DIR/image/essential-hook' \"\$1\"" \
 		--customize-hook="sh '$VM_DIR/image/customize-hook' \"\$1\"" \
 		"$VM_SUITE" "$tmp/root" "$sources" >&2 || { rm -rf "$tmp"; vm_die "mmdebstrap failed"; }
-	local k rel
+	local rel
 	for k in "$@"; do
 		rel=$(vm_kernel_release "$k")
 		cp "$tmp/root/boot/vmlinuz-$rel" "$tmp/root/boot/initrd.img-$rel" "$tmp/" ||

@@ -20,15 +20,19 @@ journalctl -q -b VFIOPM_DEVICE=vfio-pm-sim.0 -o cat | grep -q "idle → armed" |
 	fail "no journal entry with VFIOPM_DEVICE=vfio-pm-sim.0"
 pass "journal entries carry VFIOPM_DEVICE="
 
-# -- an idle daemon sleeps: no wake-up in 10 s with devices armed and no watchdog
+# -- an idle daemon sleeps: no wake-up in 10 s with devices armed, but for the watchdog's pings
+# (none in the transient unit; the installed unit's WatchdogSec=30s pings every 15 s: 1 at most)
 pid=$(daemon_pid)
 ctx() { awk '/ctxt_switches/ { n += $2 } END { print n }' "/proc/$pid/status"; }
+wd=$(tr '\0' '\n' <"/proc/$pid/environ" | sed -n 's/^WATCHDOG_USEC=//p')
+pings=0
+[ -n "$wd" ] && pings=$(( (10000000 + wd / 2 - 1) / (wd / 2) ))
 c0=$(ctx)
 sleep 10
 c1=$(ctx)
-say "daemon context switches in 10 s while idle: $((c1 - c0))"
-[ $((c1 - c0)) -eq 0 ] || fail "an idle daemon woke up $((c1 - c0)) times in 10 s"
-pass "an idle daemon slept 10 s without a wake-up"
+say "daemon context switches in 10 s while idle: $((c1 - c0)) (watchdog pings allowed: $pings, WATCHDOG_USEC=${wd:-unset})"
+[ $((c1 - c0)) -le "$pings" ] || fail "an idle daemon woke up $((c1 - c0)) times in 10 s"
+pass "an idle daemon slept 10 s with $((c1 - c0)) wake-ups (watchdog pings allowed: $pings)"
 
 # -- flap guard: 3 wakes inside the window are fine, the 4th holds the device in D0 for 3 s
 for i in 1 2 3; do
@@ -43,7 +47,7 @@ stays_runtime vfio-pm-sim.0 active 2000 || fail "a flapping device left D0"
 wait_log "^vfio-pm-sim.0: flapping → armed" 5 || fail "flap guard did not let go"
 wait_runtime vfio-pm-sim.0 suspended || fail "vfio-pm-sim.0 not suspended after flapping"
 held=$(( $(log_time_ms "^.*vfio-pm-sim.0: flapping → armed") - $(log_time_ms "^.*vfio-pm-sim.0: .* → flapping") ))
-[ "$held" -ge 3000 ] || fail "flapping lasted $held ms, flap_hold_s is 3"
+[ "$held" -ge $((3000 - JOURNAL_SLACK_MS)) ] || fail "flapping lasted $held ms, flap_hold_s is 3"
 pass "flap guard: engaged on the 4th wake, held D0 for $held ms, armed again"
 
 # -- SIGHUP moves vfio-pm-sim.1 from kernel to wakeup
@@ -81,9 +85,7 @@ pass "file removed: vfio-pm-sim.1 back to kernel mode, not held"
 
 # -- watchdog: with WatchdogSec the daemon pings and survives
 daemon_stop
-systemctl stop "$VFIOPMD_UNIT"; systemctl reset-failed "$VFIOPMD_UNIT" 2>/dev/null
-systemd-run --quiet --unit "$VFIOPMD_UNIT" -p Type=notify -p WatchdogSec=2 \
-	vfiopmd --bus none --policy-dirs "$POLICY_DIR" || fail "vfiopmd with a watchdog did not start"
+daemon_start -p WatchdogSec=2
 sleep 5
 [ "$(systemctl is-active "$VFIOPMD_UNIT")" = active ] || fail "watchdog: vfiopmd is $(systemctl is-active "$VFIOPMD_UNIT")"
 journalctl -q -b -u "$VFIOPMD_UNIT" | grep -qi "watchdog timeout" && fail "watchdog timeout"

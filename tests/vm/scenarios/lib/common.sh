@@ -1,10 +1,25 @@
 # shellcheck shell=bash
 # Helpers for the in-guest scenarios: bounded waits on sysfs and on the daemon's journal, a
-# timeline, and the daemon run as a transient systemd service (Type=notify, so starting it
-# waits for READY=1, and its log lands in the journal with VFIOPM_DEVICE= fields).
+# timeline, and the daemon run as a systemd service (Type=notify, so starting it waits for
+# READY=1, and its log lands in the journal with VFIOPM_DEVICE= fields). Two ways, chosen by
+# $VFIOPM_DAEMON (tests/vm/run --env VFIOPM_DAEMON=unit):
+#   transient (default): a transient unit vfiopmd-test (systemd-run), no hardening;
+#   unit: the installed, hardened vfiopmd.service, its ExecStart= replaced by a runtime drop-in
+#         ($VFIOPMD_DROPIN) that only adds arguments; Restart=on-failure, WatchdogSec= and every
+#         sandboxing setting stay the unit's own.
 
-VFIOPMD_UNIT=vfiopmd-test
+VFIOPM_DAEMON=${VFIOPM_DAEMON:-transient}
+case $VFIOPM_DAEMON in
+transient) VFIOPMD_UNIT=vfiopmd-test ;;
+unit) VFIOPMD_UNIT=vfiopmd ;;
+*) echo "VFIOPM_DAEMON is transient or unit, not '$VFIOPM_DAEMON'" >&2; exit 2 ;;
+esac
+VFIOPMD_DROPIN=/run/systemd/system/vfiopmd.service.d/50-test.conf
 POLICY_DIR=/run/vfiopmd-test/policy.d
+# Journal timestamps are journald's receive times, not the daemon's: the distance between two of
+# its lines can come out a few ms short of the delay the daemon kept (seen under TCG: 2998 ms for
+# a 3000 ms flap hold). Checks of a delay between two lines allow this much.
+JOURNAL_SLACK_MS=50
 T0=$(date +%s%N)
 
 say() { printf '[%6.2f] %s\n' "$(( ($(date +%s%N) - T0) / 10000000 ))e-2" "$*"; }
@@ -56,17 +71,56 @@ vfio_pci_devices() { ls /sys/bus/pci/drivers/vfio-pci | grep '^0000:' ; }
 
 policy_write() { mkdir -p "$POLICY_DIR"; printf '%s\n' "$2" >"$POLICY_DIR/$1"; }
 
-# Type=notify: returns once vfiopmd said READY=1. RemainAfterExit keeps its exit status.
+# unit_quote ARGS...: ARGS as one systemd command line (ExecStart=): each argument quoted, with
+# % (specifiers) and $ (environment variables) escaped.
+unit_quote() {
+	local a out=()
+	for a in "$@"; do
+		a=${a//%/%%}; a=${a//\$/\$\$}
+		if [[ $a =~ ^[A-Za-z0-9_./:=,+@%-]+$ ]]; then
+			out+=("$a")
+		else
+			a=${a//\\/\\\\}; a=${a//\"/\\\"}
+			out+=("\"$a\"")
+		fi
+	done
+	printf '%s' "${out[*]}"
+}
+
+# daemon_start [-p PROPERTY=VALUE]... [ARGS...]: starts vfiopmd with --bus none --log-level debug
+# --policy-dirs $POLICY_DIR, then ARGS (later options win), and returns once it said READY=1.
+# -p sets a unit property: systemd-run's -p for the transient unit, a line of the drop-in for the
+# installed one (e.g. -p WatchdogSec=2). The transient unit has RemainAfterExit=yes, so its exit
+# status stays readable; the installed unit keeps ExecMainStatus= once inactive as well.
 daemon_start() {
+	local props=()
+	while [ "${1:-}" = -p ]; do props+=("$2"); shift 2; done
+	local cmd=(vfiopmd --bus none --log-level debug --policy-dirs "$POLICY_DIR" "$@")
 	systemctl stop "$VFIOPMD_UNIT" 2>/dev/null
 	systemctl reset-failed "$VFIOPMD_UNIT" 2>/dev/null
-	systemd-run --quiet --unit "$VFIOPMD_UNIT" -p Type=notify -p NotifyAccess=main -p RemainAfterExit=yes \
-		vfiopmd --bus none --log-level debug --policy-dirs "$POLICY_DIR" "$@" ||
-		fail "vfiopmd did not start"
-	say "vfiopmd started (pid $(daemon_pid))"
+	if [ "$VFIOPM_DAEMON" = unit ]; then
+		cmd[0]=/usr/sbin/vfiopmd
+		local dropin
+		dropin=$(printf '%s\n' "# tests/vm/scenarios/lib/common.sh: daemon_start" "[Service]" "ExecStart=" \
+			"ExecStart=$(unit_quote "${cmd[@]}")" "${props[@]}")
+		# daemon-reload (seconds under TCG) only when the drop-in changed
+		if [ "$(cat "$VFIOPMD_DROPIN" 2>/dev/null)" != "$dropin" ]; then
+			mkdir -p "${VFIOPMD_DROPIN%/*}"
+			printf '%s\n' "$dropin" >"$VFIOPMD_DROPIN"
+			systemctl daemon-reload
+		fi
+		systemctl start vfiopmd || fail "vfiopmd.service did not start: $(systemctl status --no-pager vfiopmd 2>&1 | tail -n 20)"
+		say "vfiopmd.service started (pid $(daemon_pid)): $(grep ^ExecStart=. "$VFIOPMD_DROPIN")${props[*]:+, ${props[*]}}"
+	else
+		systemd-run --quiet --unit "$VFIOPMD_UNIT" -p Type=notify -p NotifyAccess=main -p RemainAfterExit=yes \
+			"${props[@]/#/--property=}" "${cmd[@]}" || fail "vfiopmd did not start"
+		say "vfiopmd started (pid $(daemon_pid))${props[*]:+, ${props[*]}}"
+	fi
 }
 daemon_pid() { systemctl show -p MainPID --value "$VFIOPMD_UNIT"; }
 daemon_stop() { systemctl stop "$VFIOPMD_UNIT"; }
+# unit_prop NAME: a property of the daemon's unit (systemctl show)
+unit_prop() { systemctl show -p "$1" --value "$VFIOPMD_UNIT"; }
 daemon_log() { journalctl -q -b -u "$VFIOPMD_UNIT" -o cat --no-pager; }
 
 # wait_log REGEX [SECONDS] [MIN_COUNT]: the daemon's journal has at least MIN_COUNT lines matching
