@@ -22,6 +22,8 @@ struct ManagedDevice {
         int dir_fd;                     /* the device's sysfs directory */
         EffectivePolicy *policy;
         struct event *timer;
+        struct event *power_follow;     /* re-reads after a change: POWER_FOLLOW_MS */
+        unsigned power_step;            /* the next POWER_FOLLOW_MS entry */
         struct event *wake_event;
         struct event *request_event;
 };
@@ -131,9 +133,44 @@ static void env_fds_changed(void *userdata, PmDevice *pm) {
                 log_device_error(d->info->name, "Failed to watch the device's eventfds");
 }
 
-static void hook_device_changed(Manager *m, ManagedDevice *d) {
-        if (d && m->hooks.device_changed)
+/* The kernel settles a device's power_state and runtime_status after the change that moves
+ * them (runtime suspend after the last fd closes or after an entry, a simulated suspend_ms), and
+ * sysfs has no poll() for either: the hooks hear of a device again at these offsets from its last
+ * change, then no more (an idle daemon stays asleep). */
+static const unsigned POWER_FOLLOW_MS[] = { 100, 1000, 5000 };
+
+static void power_follow_schedule(ManagedDevice *d) {
+        struct timeval tv;
+        unsigned prev;
+
+        if (d->power_step >= sizeof(POWER_FOLLOW_MS) / sizeof(POWER_FOLLOW_MS[0])) {
+                (void) evtimer_del(d->power_follow);
+                return;
+        }
+        prev = d->power_step > 0 ? POWER_FOLLOW_MS[d->power_step - 1] : 0;
+        timeval_from_usec(&tv, (usec_t) (POWER_FOLLOW_MS[d->power_step] - prev) * USEC_PER_MSEC);
+        if (evtimer_add(d->power_follow, &tv) < 0)
+                log_device_debug(d->info->name, "Failed to arm the power follow-up timer");
+}
+
+static void on_power_follow(evutil_socket_t fd, short what, void *userdata) {
+        ManagedDevice *d = userdata;
+        Manager *m = d->manager;
+
+        if (m->hooks.device_changed)
                 m->hooks.device_changed(m->hooks.userdata, d);
+        d->power_step++;
+        power_follow_schedule(d);
+}
+
+static void hook_device_changed(Manager *m, ManagedDevice *d) {
+        if (!d || !m->hooks.device_changed)
+                return;
+        m->hooks.device_changed(m->hooks.userdata, d);
+        if (d->power_follow) {
+                d->power_step = 0;
+                power_follow_schedule(d);
+        }
 }
 
 /* "3 devices: 2 armed, 1 kernel" */
@@ -260,6 +297,8 @@ static ManagedDevice *managed_device_free(ManagedDevice *d) {
         device_events_free(d);
         if (d->timer)
                 event_free(d->timer);
+        if (d->power_follow)
+                event_free(d->power_follow);
         effective_policy_free(d->policy);
         device_info_free(d->info);
         (void) safe_close(d->dir_fd);
@@ -291,7 +330,8 @@ int manager_add_device(Manager *m, const char *bus, const char *name) {
         if (r >= 0)
                 r = pm_device_new(&m->pm_env, bus, name, d->dir_fd, &d->pm);
         d->timer = evtimer_new(m->base, on_device_timer, d);
-        if (r < 0 || !d->timer) {
+        d->power_follow = evtimer_new(m->base, on_power_follow, d);
+        if (r < 0 || !d->timer || !d->power_follow) {
                 managed_device_free(d);
                 return log_device_error_errno(name, r < 0 ? r : -ENOMEM, "Failed to set up the device: %m");
         }

@@ -89,7 +89,9 @@ int managed_device_power(const ManagedDevice *d, DevicePower *ret);
  *   device_added     the device is in the table, before its first decision
  *   device_removed   it is still in the table (and still readable), about to be freed
  *   device_changed   its state moved (pm), or a policy was applied (its mode may have moved):
- *                    compare with what was last seen
+ *                    compare with what was last seen; also 0.1, 1 and 5 s after each such
+ *                    change (POWER_FOLLOW_MS in manager.c), for the kernel's power_state and
+ *                    runtime_status settling after it (sysfs cannot be polled for them)
  *   policy_reloaded  manager_reload() is done (PolicyErrors may have moved) */
 typedef struct ManagerHooks {
         void (*device_added)(void *userdata, ManagedDevice *d);

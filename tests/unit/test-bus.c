@@ -374,6 +374,41 @@ START_TEST(test_set_policy) {
 }
 END_TEST
 
+/* The kernel settles power_state after the change that moves it (runtime suspend or resume comes
+ * later), and sysfs cannot be polled for it: the daemon reads it again 0.1, 1 and 5 s after each
+ * change of the device and announces what moved. Here the fixture's power_state changes after the
+ * device went on; nothing else happens, only the follow-up can see it. */
+START_TEST(test_power_state_follow_up) {
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        char seen[128] = "";
+        int fd;
+        Harness h;
+
+        if (geteuid() != 0)
+                return;         /* SetPolicy needs root */
+        harness_start(&h, &(HarnessOptions) { .with_pci = true });
+        ck_assert_int_ge(sd_bus_match_signal(h.client, &slot, BUS_NAME, PCI_PATH, "org.freedesktop.DBus.Properties",
+                                             "PropertiesChanged", on_properties_changed, seen), 0);
+        expect_string(h.client, PCI_PATH, BUS_DEVICE_INTERFACE, "PowerState", "D3hot");
+        ck_assert_int_ge(call(h.client, NULL, NULL, NULL, "SetPolicy", "ssb", PCI_NAME, "{\"mode\": \"on\"}", 1), 0);
+        wait_for_text(h.client, seen, "State");
+        ck_assert_msg(!strstr(seen, "PowerState"), "PowerState announced before it moved: %s", seen);
+        seen[0] = 0;
+
+        /* the "kernel" resumes the device now */
+        fd = openat(h.sysfs->fd, "devices/pci0000:00/" PCI_NAME "/power_state", O_WRONLY|O_TRUNC|O_CLOEXEC);
+        ck_assert_msg(fd >= 0, "power_state: %m");
+        ck_assert_int_eq(write(fd, "D0\n", 3), 3);
+        ck_assert_int_eq(close(fd), 0);
+
+        wait_for_text(h.client, seen, "PowerState");
+        ck_assert_msg(!strstr(seen, "State ") || strstr(seen, "PowerState "), "%s", seen);
+        expect_string(h.client, PCI_PATH, BUS_DEVICE_INTERFACE, "PowerState", "D0");
+        expect_string(h.client, PCI_PATH, BUS_DEVICE_INTERFACE, "State", "on");
+        harness_stop(&h);
+}
+END_TEST
+
 START_TEST(test_policy_errors) {
         Harness h;
         char **errors;
@@ -1136,6 +1171,7 @@ Suite *bus_suite(void) {
         tcase_add_test(tc, test_reads_without_devices);
         tcase_add_test(tc, test_device_object);
         tcase_add_test(tc, test_set_policy);
+        tcase_add_test(tc, test_power_state_follow_up);
         tcase_add_test(tc, test_policy_errors);
         tcase_add_test(tc, test_device_signals);
         tcase_add_test(tc, test_access_denied);
