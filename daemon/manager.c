@@ -173,11 +173,9 @@ static void hook_device_changed(Manager *m, ManagedDevice *d) {
         }
 }
 
-/* "3 devices: 2 armed, 1 kernel" */
 static void notify_status(Manager *m) {
-        size_t count[_PM_STATE_MAX] = {}, n = 0;
-        char buf[512];
-        int len;
+        size_t count[_PM_STATE_MAX] = {};
+        char buf[512] = "STATUS=";
         struct lh_entry *e;
 
         if (!m->started)
@@ -185,15 +183,8 @@ static void notify_status(Manager *m) {
         lh_foreach(m->devices, e) {
                 const ManagedDevice *d = lh_entry_v(e);
                 count[pm_device_state(d->pm)]++;
-                n++;
         }
-        len = snprintf(buf, sizeof(buf), "STATUS=%zu device%s", n, n == 1 ? "" : "s");
-        for (int s = 0; s < _PM_STATE_MAX && len > 0 && (size_t) len < sizeof(buf); s++) {
-                if (count[s] == 0)
-                        continue;
-                len += snprintf(buf + len, sizeof(buf) - (size_t) len, "%s %zu %s",
-                                len > 0 && strchr(buf, ':') ? "," : ":", count[s], pm_state_to_string(s));
-        }
+        (void) pm_state_counts_format(count, buf + strlen(buf), sizeof(buf) - strlen(buf));
         (void) sd_notify(0, buf);
 }
 

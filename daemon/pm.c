@@ -89,6 +89,32 @@ const char *pm_state_to_string(PmState s) {
         return pm_state_table[s];
 }
 
+char *pm_state_counts_format(const size_t count[_PM_STATE_MAX], char *buf, size_t size) {
+        bool listed[_PM_STATE_MAX] = {};
+        size_t n = 0, len;
+        int w;
+
+        if (size == 0)
+                return buf;
+        for (int s = 0; s < _PM_STATE_MAX; s++)
+                n += count[s];
+        w = snprintf(buf, size, "%zu device%s", n, n == 1 ? "" : "s");
+        for (bool first = true;; first = false) {
+                int best = -1;
+
+                for (int s = 0; s < _PM_STATE_MAX; s++)
+                        if (!listed[s] && count[s] > 0 && (best < 0 || count[s] > count[best]))
+                                best = s;
+                len = w < 0 ? 0 : (size_t) w;
+                if (best < 0 || len >= size)
+                        break;
+                listed[best] = true;
+                w = (int) len + snprintf(buf + len, size - len, "%s %zu %s", first ? ":" : ",", count[best],
+                                         pm_state_to_string(best));
+        }
+        return buf;
+}
+
 PmState pm_state_from_string(const char *s) {
         if (!s)
                 return _PM_STATE_INVALID;

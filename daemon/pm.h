@@ -71,6 +71,11 @@ typedef enum PmState {
 const char *pm_state_to_string(PmState s);
 PmState pm_state_from_string(const char *s);
 
+/* sd_notify's STATUS= text for these counts (count[s]: devices in state s): "3 devices: 2 armed,
+ * 1 kernel", the most frequent state first, ties in PmState order, states with none left out;
+ * "0 devices". Truncated to size (always terminated). Returns buf. */
+char *pm_state_counts_format(const size_t count[_PM_STATE_MAX], char *buf, size_t size);
+
 typedef struct PmDevice PmDevice;
 
 /* How pm reaches the device: the vfio.h calls it makes, behind a table so that the unit tests

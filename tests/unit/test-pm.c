@@ -431,6 +431,35 @@ START_TEST(test_state_strings) {
 }
 END_TEST
 
+/* sd_notify's STATUS=: SPEC §4's "3 devices: 2 armed, 1 kernel" */
+START_TEST(test_state_counts_format) {
+        size_t count[_PM_STATE_MAX] = {};
+        char buf[256], small[12];
+
+        ck_assert_str_eq(pm_state_counts_format(count, buf, sizeof(buf)), "0 devices");
+        count[PM_STATE_ARMED] = 1;
+        ck_assert_str_eq(pm_state_counts_format(count, buf, sizeof(buf)), "1 device: 1 armed");
+        count[PM_STATE_ARMED] = 2;
+        count[PM_STATE_KERNEL] = 1;
+        ck_assert_str_eq(pm_state_counts_format(count, buf, sizeof(buf)), "3 devices: 2 armed, 1 kernel");
+        /* ties in state order: kernel, on, ..., error */
+        count[PM_STATE_ERROR] = 1;
+        count[PM_STATE_ON] = 1;
+        ck_assert_str_eq(pm_state_counts_format(count, buf, sizeof(buf)), "5 devices: 2 armed, 1 kernel, 1 on, 1 error");
+        count[PM_STATE_ERROR] = 40;
+        ck_assert_str_eq(pm_state_counts_format(count, buf, sizeof(buf)),
+                         "44 devices: 40 error, 2 armed, 1 kernel, 1 on");
+        for (PmState s = 0; s < _PM_STATE_MAX; s++)
+                count[s] = 1000000 + (size_t) s;
+        ck_assert_str_eq(pm_state_counts_format(count, buf, sizeof(buf)),
+                         "9000036 devices: 1000008 error, 1000007 released, 1000006 flapping, 1000005 woken, "
+                         "1000004 armed, 1000003 idle, 1000002 busy, 1000001 on, 1000000 kernel");
+        /* truncated, terminated */
+        ck_assert_str_eq(pm_state_counts_format(count, small, sizeof(small)), "9000036 dev");
+        ck_assert_ptr_eq(pm_state_counts_format(count, small, 0), small);
+}
+END_TEST
+
 START_TEST(test_new_invalid) {
         PmEnv env = {};
         PmDevice *d = NULL;
@@ -1813,6 +1842,7 @@ Suite *pm_suite(void) {
 
         tc = tcase_create("names");
         tcase_add_test(tc, test_state_strings);
+        tcase_add_test(tc, test_state_counts_format);
         tcase_add_test(tc, test_new_invalid);
         suite_add_tcase(s, tc);
 

@@ -30,7 +30,7 @@ done
 
 # -- sd_notify STATUS= counts the devices by state
 status=$(systemctl show -p StatusText --value "$VFIOPMD_UNIT")
-[ "$status" = "5 devices: 1 kernel, 1 on, 3 armed" ] || fail "STATUS is '$status'"
+[ "$status" = "5 devices: 3 armed, 1 kernel, 1 on" ] || fail "STATUS is '$status'"
 pass "STATUS=$status"
 
 # -- kernel and on never open the device: another process can
