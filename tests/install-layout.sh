@@ -36,7 +36,8 @@ done
 [ $failed = 0 ] && echo "ok: the installed binaries run; vfiopmctl check accepts the shipped and example policies"
 
 # the hook execs the installed helper (the path make substituted, without DESTDIR)
-grep -qxF "exec $pkglibexecdir/vfiopmd-libvirt-hook \"\$@\"" "$D$libvirthookdir/vfiopmd" &&
+grep -qxF "helper=$pkglibexecdir/vfiopmd-libvirt-hook" "$D$libvirthookdir/vfiopmd" &&
+	grep -qxF 'exec "$helper" "$@"' "$D$libvirthookdir/vfiopmd" &&
 	echo "ok: the hook runs $pkglibexecdir/vfiopmd-libvirt-hook" ||
 	bad "$libvirthookdir/vfiopmd does not exec $pkglibexecdir/vfiopmd-libvirt-hook"
 

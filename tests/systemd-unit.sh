@@ -4,7 +4,7 @@
 #     installed yet; every other line as make wrote it);
 #  2. systemd-analyze security --offline=yes rates it 3.0 or lower (--threshold=30);
 #  3. every check security marks ✗ (a directive left off, or weaker than it could be) is
-#     explained by a comment of the template that names it (e.g. "Not PrivateNetwork=");
+#     explained by a comment of the template: "Not KEY" ("Not PrivateNetwork=: ...") or "KEY: why";
 #  4. the settings the unit's contract rests on are there (Type=notify, WatchdogSec=,
 #     Restart=on-failure, ProtectSystem=strict, DevicePolicy=closed, ...).
 # Skipped (77) without systemd-analyze. Run by automake's test driver in the build directory.
@@ -56,7 +56,10 @@ while read -r item; do
 		*=*) key=${name%%=*}= ;;
 		*) key=$name ;;
 		esac
-		grep -qF -- "$key" <<<"$comments" || bad "security flags '$item' but no comment of $tmpl names $key"
+		# an explanation, not a mention: "Not KEY" (also "Not A=/KEY"), or the comment
+		# that is about KEY: "KEY: why" ("DeviceAllow=: ...", "AF_UNIX: ...")
+		grep -qE -- "^[[:space:]]*#.*(Not [^[:space:]]*$key|$key:)" <<<"$comments" ||
+			bad "security flags '$item' but no comment of $tmpl says why: none has 'Not $key' or '$key:'"
 	done
 done < <(sed -n 's/^✗ \([^ ]*\).*/\1/p' <<<"$report")
 [ $n -gt 0 ] || bad "security listed no ✗ item: its output changed? $report"

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The Debian packages (run --debs DIR): dpkg -i vfio-pm-sim-dkms (DKMS builds vfio_pm_sim for the running kernel, offline) and vfiopmd (service enabled, started, owns org.vfiopm1), a policy in /etc/vfiopmd/policy.d arms a NIC and vfio-pm-sim.0 after systemctl reload, vfiopmctl set writes 90-dbus-*.json; dpkg --purge stops the service, frees the devices, removes the module and leaves no file behind.
+# The Debian packages (run --debs DIR): dpkg -i vfio-pm-sim-dkms (DKMS builds vfio_pm_sim for the running kernel, offline) and vfiopmd (service enabled, started, owns org.vfiopm1), a policy in /etc/vfiopmd/policy.d arms a NIC and vfio-pm-sim.0 after systemctl reload, vfiopmctl set writes 90-dbus-*.json; dpkg -r vfiopmd stops the service and leaves a libvirt hook that lets domains start; dpkg --purge frees the devices, removes the module and leaves no file behind.
 # Needs 1 e1000e NIC or more; run with tests/vm/run --debs DIR (tools/build-debs DIR): the tree is
 # not installed, only its test helpers (vfio-pm-tool). Prints how long dpkg -i (DKMS build under
 # TCG included) and dpkg --purge take.
@@ -50,7 +50,7 @@ timed() {
 	return "$rc"
 }
 secs() { printf '%d.%d s' $(($1 / 1000)) $(($1 % 1000 / 100)); }
-t_dkms=0 t_daemon=0 t_purge=0
+t_dkms=0 t_daemon=0 t_remove=0 t_purge=0
 
 # -- install: the DKMS package first (its postinst builds and installs the module), then the daemon
 timed t_dkms dpkg -i "$dkms_deb" || fail "dpkg -i $(basename "$dkms_deb") exited $?"
@@ -136,6 +136,23 @@ dpkg -L vfiopmd vfio-pm-sim-dkms | sort -u >/var/tmp/debs-files.txt
 say "$(wc -l </var/tmp/debs-files.txt) paths in the packages; purging"
 modules=$(ls /lib/modules/*/updates/dkms/vfio_pm_sim.ko* 2>/dev/null | tr '\n' ' ')
 say "DKMS built modules: $modules"
+
+# -- remove (not purge) the daemon first: its conffiles stay, the libvirt hook among them. libvirt
+# runs every qemu.d hook for every domain and fails a start on a failing "prepare begin": the hook
+# left without its helper must do nothing and succeed. The purge below then takes the rest.
+timed t_remove dpkg -r vfiopmd || fail "dpkg -r vfiopmd exited $?"
+s=$(dpkg-query -W -f='${Status}' vfiopmd)
+[ "$s" = "deinstall ok config-files" ] || fail "vfiopmd: dpkg status '$s' after dpkg -r"
+hook=/etc/libvirt/hooks/qemu.d/vfiopmd
+[ -x "$hook" ] || fail "$hook gone after dpkg -r (a conffile: it should stay until the purge)"
+[ -e /usr/libexec/vfiopmd/vfiopmd-libvirt-hook ] && fail "the hook's helper is still there after dpkg -r"
+xml='<domain type="kvm"><name>g</name><devices><hostdev mode="subsystem" type="pci" managed="yes"><source><address domain="0x0000" bus="0x00" slot="0x02" function="0x0"/></source></hostdev></devices></domain>'
+out=$(printf '%s\n' "$xml" | "$hook" g prepare begin - 2>&1)
+rc=$?
+[ $rc -eq 0 ] || fail "$hook g prepare begin after dpkg -r: exit $rc ($out): libvirt would start no domain"
+[ -z "$out" ] || fail "$hook g prepare begin after dpkg -r printed: $out"
+pass "dpkg -r vfiopmd ($(secs "$t_remove")): conffiles kept, the libvirt hook left behind exits 0 and says nothing"
+
 timed t_purge dpkg --purge vfiopmd vfio-pm-sim-dkms || fail "dpkg --purge exited $?"
 say "dpkg --purge vfiopmd vfio-pm-sim-dkms: $(secs "$t_purge")"
 
@@ -187,5 +204,5 @@ gone=$(comm -23 /var/tmp/debs-before.txt /var/tmp/debs-after.txt)
 [ -z "$gone" ] || fail "paths that were there before the install are gone after the purge: $gone"
 pass "no file of either package left, and no path under /etc /usr /var/lib /var/cache /run /opt /srv differs from before the install ($(wc -l </var/tmp/debs-after.txt) paths)"
 
-say "timings: dpkg -i vfio-pm-sim-dkms $(secs "$t_dkms") (DKMS), dpkg -i vfiopmd $(secs "$t_daemon"), dpkg --purge both $(secs "$t_purge")"
+say "timings: dpkg -i vfio-pm-sim-dkms $(secs "$t_dkms") (DKMS), dpkg -i vfiopmd $(secs "$t_daemon"), dpkg -r vfiopmd $(secs "$t_remove"), dpkg --purge both $(secs "$t_purge")"
 say "PASS"
