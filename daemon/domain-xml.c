@@ -8,12 +8,11 @@
 #include <strings.h>
 
 #include "domain-xml.h"
+#include "macro.h"
 
 /* A scanner for the well-formed XML 1.0 that libvirt writes, not a general XML library: one
  * pass over the bytes, open elements on a fixed stack (no recursion), every read checked against
  * the input's size. It validates the whole document and keeps only what domain-xml.h counts. */
-
-#define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Names and values quoted in messages are cut after this many bytes; escaping a byte takes at
  * most 4. */

@@ -11,6 +11,7 @@
 
 #include "device.h"
 #include "log.h"
+#include "macro.h"
 #include "manager.h"
 #include "sysfs.h"
 #include "udev-monitor.h"
@@ -143,7 +144,7 @@ static void power_follow_schedule(ManagedDevice *d) {
         struct timeval tv;
         unsigned prev;
 
-        if (d->power_step >= sizeof(POWER_FOLLOW_MS) / sizeof(POWER_FOLLOW_MS[0])) {
+        if (d->power_step >= ELEMENTSOF(POWER_FOLLOW_MS)) {
                 (void) evtimer_del(d->power_follow);
                 return;
         }
@@ -167,14 +168,12 @@ static void hook_device_changed(Manager *m, ManagedDevice *d) {
         if (!d || !m->hooks.device_changed)
                 return;
         m->hooks.device_changed(m->hooks.userdata, d);
-        if (d->power_follow) {
-                d->power_step = 0;
-                power_follow_schedule(d);
-        }
+        d->power_step = 0;
+        power_follow_schedule(d);
 }
 
 static void notify_status(Manager *m) {
-        size_t count[_PM_STATE_MAX] = {};
+        size_t count[_PM_STATE_MAX] = {}, off;
         char buf[512] = "STATUS=";
         struct lh_entry *e;
 
@@ -184,7 +183,8 @@ static void notify_status(Manager *m) {
                 const ManagedDevice *d = lh_entry_v(e);
                 count[pm_device_state(d->pm)]++;
         }
-        (void) pm_state_counts_format(count, buf + strlen(buf), sizeof(buf) - strlen(buf));
+        off = strlen(buf);
+        (void) pm_state_counts_format(count, buf + off, sizeof(buf) - off);
         (void) sd_notify(0, buf);
 }
 

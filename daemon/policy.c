@@ -4,9 +4,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "macro.h"
 #include "policy.h"
-
-#define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
 
 /* The one place the built-in defaults are written down (SPEC §2). conf/'s 00-defaults.json
  * repeats them for users to read. */

@@ -19,21 +19,8 @@ printf '%s\n' '{ "match": { "driver": "vfio-pm-sim" }, "mode": "wakeup", "rearm_
 	"{ \"match\": { \"device\": \"$nic\" }, \"mode\": \"wakeup\", \"rearm_delay_ms\": 500 }" |
 	jq -s . >"$ETC/50-test.json"
 
-# json_state DEV: the device's state as vfiopmctl --json status reports it
+# json_field DEV KEY: a key of the device as vfiopmctl --json show reports it
 json_field() { $ctl --json show "$1" | jq -r ".$2"; }
-# wait_state DEV STATE [MS]
-wait_state() {
-	local s end
-	now_ms; end=$((NOW_MS + ${3:-5000}))
-	while :; do
-		s=$(json_field "$1" state)
-		[ "$s" = "$2" ] && return 0
-		now_ms; [ "$NOW_MS" -ge "$end" ] && break
-		sleep 0.05
-	done
-	say "$1: state is $s, waited ${3:-5000} ms for $2"
-	return 1
-}
 # expect_rc RC CMD...: runs CMD, keeps its stderr in $ERR, checks its exit status
 expect_rc() {
 	local want=$1 rc

@@ -76,12 +76,8 @@ if [ "$VFIOPM_DAEMON" = unit ]; then
 	elif [ "$(unit_prop SubState)" = auto-restart ]; then
 		fail "vfio-pm-sim.0 still held after SIGKILL"
 	fi
-	for ((i = 0; i < 1000; i++)); do
-		[ "$(unit_prop SubState)" = running ] && [ "$(unit_prop NRestarts)" -gt "$restarts" ] && break
-		sleep 0.01
-	done
+	wait_restarted $((restarts + 1)) 10
 	[ "$(unit_prop NRestarts)" = $((restarts + 1)) ] || fail "NRestarts $(unit_prop NRestarts), was $restarts"
-	[ "$(unit_prop SubState)" = running ] || fail "vfiopmd.service is $(unit_prop SubState) 10 s after SIGKILL"
 	say "vfiopmd.service restarted by systemd: NRestarts $restarts → $(unit_prop NRestarts), pid $pid → $(daemon_pid)"
 else
 	for ((i = 0; i < 500; i++)); do [ "$(systemctl is-active "$VFIOPMD_UNIT")" = active ] || break; sleep 0.01; done

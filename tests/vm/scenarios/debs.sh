@@ -95,17 +95,6 @@ out=$(vfiopmctl status 2>&1) || fail "vfiopmctl status: $out"
 echo "$out" | sed 's/^/    /'
 pass "vfiopmd.service enabled and active (pid $pid), owns org.vfiopm1, vfiopmctl status works"
 
-# state DEV: the device's state as vfiopmctl --json reports it
-state() { vfiopmctl --json 2>/dev/null | jq -r --arg d "$1" '.devices[] | select(.name == $d) | .state'; }
-# wait_state DEV STATE: within 5 s
-wait_state() {
-	local s end
-	now_ms; end=$((NOW_MS + 5000))
-	while s=$(state "$1"); [ "$s" != "$2" ]; do
-		now_ms; [ "$NOW_MS" -ge "$end" ] && { say "$1: state '$s', waited 5 s for $2"; return 1; }
-		sleep 0.05
-	done
-}
 wait_state vfio-pm-sim.0 kernel || fail "vfio-pm-sim.0 (loaded after the daemon started) not seen, or not left to the kernel by the shipped policy"
 wait_state "$nic" kernel || fail "$nic not left to the kernel by the shipped policy"
 
@@ -165,10 +154,10 @@ kill -0 "$pid" 2>/dev/null && fail "vfiopmd (pid $pid) still runs after the purg
 [ "$(systemctl is-active vfiopmd)" != active ] || fail "vfiopmd.service still active"
 [ "$(unit_prop LoadState)" = not-found ] || fail "vfiopmd.service LoadState=$(unit_prop LoadState) after the purge (no daemon-reload?)"
 busctl --system status org.vfiopm1 >/dev/null 2>&1 && fail "org.vfiopm1 still owned"
-j=$(journalctl -q -b -u vfiopmd -o cat --no-pager)
+j=$(daemon_log)
 grep -qE "Main process exited, code=(killed|dumped)|Failed with result|watchdog" <<<"$j" &&
 	fail "vfiopmd.service did not stop cleanly: $(grep -E 'exited|Failed|watchdog' <<<"$j")"
-denied=$(grep -E "Operation not permitted|Read-only file system|Permission denied|Bad system call" <<<"$j")
+denied=$(sandbox_denials)
 [ -z "$denied" ] || fail "denied under the unit's sandbox: $denied"
 pass "vfiopmd stopped (pid $pid gone, unit not-found, org.vfiopm1 released, a clean stop in the journal)"
 

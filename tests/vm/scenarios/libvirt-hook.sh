@@ -105,19 +105,6 @@ chmod 755 "$HOOKS/vfiopmd-test"
 say "hooks: $HOOKS/vfiopmd (make install's) and the probe"
 
 # -- vfiopmd holds the device
-state_of() { vfiopmctl --json show "$1" | jq -r .state; }
-wait_state() {
-	local s end
-	now_ms; end=$((NOW_MS + ${3:-5000}))
-	while :; do
-		s=$(state_of "$1")
-		[ "$s" = "$2" ] && return 0
-		now_ms; [ "$NOW_MS" -ge "$end" ] && break
-		sleep 0.05
-	done
-	say "$1: state is $s, waited ${3:-5000} ms for $2"
-	return 1
-}
 systemctl reload dbus || fail "reloading dbus"      # the bus policy came with the payload
 policy_write 50-hook.json "{ \"match\": { \"device\": \"$dev\" }, \"mode\": \"wakeup\", \"rearm_delay_ms\": 0 }"
 daemon_start --bus system
@@ -184,7 +171,7 @@ say "qemu: uid $(awk '/^Uid:/ { print $2 }' "$st") ($(stat -c %U "/proc/$pid")),
 say "security labels: $(virsh dumpxml "$DOM" | grep -o "<seclabel [^>]*>" | tr '\n' ' ')" \
 	"guest MemAvailable $(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo) MiB"
 say "$dev runtime_status while held: $(runtime_status "$dev")"
-[ "$(state_of "$dev")" = released ] || die "$dev is $(state_of "$dev") in vfiopmd while the domain runs, not released"
+[ "$(device_state "$dev")" = released ] || die "$dev is $(device_state "$dev") in vfiopmd while the domain runs, not released"
 [ "$(log_count "^$dev: armed → released")" = 1 ] || die "vfiopmd did not log the release of $dev"
 pass "the hook released $dev at prepare begin: vfiopmd has it released while qemu holds it"
 say "qemu command line: $(tr '\0' ' ' <"/proc/$pid/cmdline")"

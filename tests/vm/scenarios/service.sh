@@ -37,22 +37,11 @@ systemctl daemon-reload
 say "drop-in $DROPINS/50-test.conf: $(grep '^ExecStart=.' "$DROPINS/50-test.conf")"
 say "systemd-analyze security: $(systemd-analyze security --no-pager vfiopmd 2>&1 | tail -n1)"
 
-# state DEV: the device's state as vfiopmctl --json reports it
-state() { vfiopmctl --json 2>/dev/null | jq -r --arg d "$1" '.devices[] | select(.name == $d) | .state'; }
-# wait_states DEV=STATE...: each device reaches its state (5 s each)
-wait_states() {
-	local a s end
-	for a in "$@"; do
-		now_ms; end=$((NOW_MS + 5000))
-		while s=$(state "${a%%=*}"); [ "$s" != "${a#*=}" ]; do
-			now_ms; [ "$NOW_MS" -ge "$end" ] && { say "${a%%=*}: state '$s', waited 5 s for ${a#*=}"; return 1; }
-			sleep 0.05
-		done
-	done
-}
 # claimed WHAT: every device in its state, the wakeup ones suspended and held, sysfs as the policy says
 claimed() {
-	wait_states "$nic=armed" vfio-pm-sim.0=armed vfio-pm-sim.1=on "$nic2=$nic2_state" || fail "$1: not every device in its state"
+	for a in "$nic=armed" vfio-pm-sim.0=armed vfio-pm-sim.1=on "$nic2=$nic2_state"; do
+		wait_state "${a%%=*}" "${a#*=}" || fail "$1: not every device in its state"
+	done
 	for d in "$nic" vfio-pm-sim.0; do
 		wait_runtime "$d" suspended || fail "$1: $d armed but not suspended"
 		"$tool" "$d" open=EBUSY >/dev/null || fail "$1: $d not held by the daemon"
@@ -70,18 +59,6 @@ freed() {
 	[ "$(cat "$ctl_attr")" = "$3" ] || fail "$1: vfio-pm-sim.1 power/control is $(cat "$ctl_attr"), not restored to $3"
 	pass "$1: every device opened by another process at once; d3cold_allowed $2, power/control $3 again"
 }
-# wait_restarted N: systemd restarted the unit N times and it is running (READY=1) again
-wait_restarted() {
-	local end
-	now_ms; end=$((NOW_MS + 20000))
-	while [ "$NOW_MS" -lt "$end" ]; do
-		[ "$(unit_prop NRestarts)" -ge "$1" ] && [ "$(unit_prop SubState)" = running ] && return 0
-		sleep 0.05
-		now_ms
-	done
-	fail "NRestarts $(unit_prop NRestarts) (expected $1), $(unit_prop ActiveState)/$(unit_prop SubState)"
-}
-unit_journal() { journalctl -q -b -u vfiopmd -o cat --no-pager; }
 
 # -- start: the installed unit, Type=notify (returns at READY=1), arms the devices
 nic2_state=kernel
@@ -93,14 +70,14 @@ claimed "start"
 
 # -- reload = SIGHUP: a policy file written before it takes effect
 jq -n --arg nic "$nic2" '{ match: { device: $nic }, mode: "wakeup", rearm_delay_ms: 0 }' >"$ETC/60-reload.json"
-n=$(unit_journal | grep -c "^Reloading policy (SIGHUP)")
+n=$(daemon_log | grep -c "^Reloading policy (SIGHUP)")
 systemctl reload vfiopmd || fail "systemctl reload vfiopmd"
 wait_log "^Reloading policy \(SIGHUP\)" 5 $((n + 1)) || fail "no SIGHUP in the journal after systemctl reload"
 nic2_state=armed
 claimed "reload"
 [ "$(daemon_pid)" = "$pid" ] || fail "reload changed the main pid: $pid → $(daemon_pid)"
-unit_journal | grep -q "^Reloaded vfiopmd.service" || fail "systemd did not log the reload"
-pass "reload: '$(unit_journal | grep -m1 '^Reloading policy')' in the journal, $nic2 kernel → armed, same pid $pid"
+daemon_log | grep -q "^Reloaded vfiopmd.service" || fail "systemd did not log the reload"
+pass "reload: '$(daemon_log | grep -m1 '^Reloading policy')' in the journal, $nic2 kernel → armed, same pid $pid"
 
 # -- stop: SIGTERM, exit 0, every device free the moment stop returns
 systemctl stop vfiopmd || fail "systemctl stop vfiopmd"
@@ -126,7 +103,7 @@ restarts=$(unit_prop NRestarts)
 kill -KILL "$pid"
 wait_restarted $((restarts + 1))
 [ "$(daemon_pid)" != "$pid" ] || fail "SIGKILL: same pid"
-unit_journal | grep -q "Main process exited, code=killed, status=9/KILL" || fail "no 'killed, status=9/KILL' in the journal"
+daemon_log | grep -q "Main process exited, code=killed, status=9/KILL" || fail "no 'killed, status=9/KILL' in the journal"
 say "SIGKILL: NRestarts $restarts → $(unit_prop NRestarts), pid $pid → $(daemon_pid)"
 # The killed daemon wrote nothing back; its records in /run/vfiopmd/state (RuntimeDirectory=,
 # preserved) hold the values it found, which the restarted one takes as the originals.
@@ -146,7 +123,7 @@ systemctl daemon-reload
 systemctl restart vfiopmd || fail "restart with WatchdogSec=5s"
 [ "$(unit_prop WatchdogUSec)" = 5s ] || fail "WatchdogUSec is $(unit_prop WatchdogUSec)"
 pid=$(daemon_pid)
-wait_states "$nic=armed" || fail "not armed after the restart with WatchdogSec=5s"
+wait_state "$nic" armed || fail "not armed after the restart with WatchdogSec=5s"
 sleep 6      # pings every 2.5 s keep it alive past WatchdogSec
 [ "$(daemon_pid)" = "$pid" ] && [ "$(unit_prop SubState)" = running ] || fail "watchdog: a healthy daemon did not survive 6 s"
 restarts=$(unit_prop NRestarts)
@@ -154,9 +131,9 @@ now_ms; t_stop=$NOW_MS
 kill -STOP "$pid"
 wait_restarted $((restarts + 1))
 now_ms
-unit_journal | grep -q "Watchdog timeout" || fail "no watchdog timeout in the journal"
-unit_journal | grep -q "Failed with result 'watchdog'" || fail "no result 'watchdog' in the journal"
-say "watchdog: SIGSTOP at pid $pid, restarted as pid $(daemon_pid) $((NOW_MS - t_stop)) ms later: $(unit_journal | grep -m1 'Watchdog timeout')"
+daemon_log | grep -q "Watchdog timeout" || fail "no watchdog timeout in the journal"
+daemon_log | grep -q "Failed with result 'watchdog'" || fail "no result 'watchdog' in the journal"
+say "watchdog: SIGSTOP at pid $pid, restarted as pid $(daemon_pid) $((NOW_MS - t_stop)) ms later: $(daemon_log | grep -m1 'Watchdog timeout')"
 claimed "restarted by systemd after a watchdog timeout"
 
 # -- the hardening denied nothing: no EPERM (SystemCallFilter=, capabilities), EROFS, EACCES
@@ -167,7 +144,7 @@ left=$(ls -A /run/vfiopmd/state)
 [ -z "$left" ] || fail "final stop: records left in /run/vfiopmd/state: $left"
 pass "final stop after SIGKILL and watchdog restarts: the true originals back, no record left"
 rm "$DROPINS/60-watchdog.conf"
-denied=$(unit_journal | grep -E "Operation not permitted|Read-only file system|Permission denied|Bad system call")
+denied=$(sandbox_denials)
 [ -z "$denied" ] || fail "denied under the unit's sandbox: $denied"
 pass "no EPERM/EROFS/EACCES in vfiopmd.service's journal"
 

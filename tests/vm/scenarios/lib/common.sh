@@ -122,6 +122,38 @@ daemon_stop() { systemctl stop "$VFIOPMD_UNIT"; }
 # unit_prop NAME: a property of the daemon's unit (systemctl show)
 unit_prop() { systemctl show -p "$1" --value "$VFIOPMD_UNIT"; }
 daemon_log() { journalctl -q -b -u "$VFIOPMD_UNIT" -o cat --no-pager; }
+# sandbox_denials: the daemon's journal lines saying the unit's sandbox refused something (EPERM
+# from SystemCallFilter= or a capability, EROFS, EACCES, SIGSYS)
+sandbox_denials() { daemon_log | grep -E "Operation not permitted|Read-only file system|Permission denied|Bad system call"; }
+
+# device_state DEV: the device's state as the daemon reports it (vfiopmctl --json show), empty
+# while the daemon does not know it or cannot be reached
+device_state() { vfiopmctl --json show "$1" 2>/dev/null | jq -r .state; }
+# wait_state DEV STATE [MS]: the daemon reports DEV in STATE within MS (default 5000) ms
+wait_state() {
+	local s end
+	now_ms; end=$((NOW_MS + ${3:-5000}))
+	while :; do
+		s=$(device_state "$1")
+		[ "$s" = "$2" ] && return 0
+		now_ms; [ "$NOW_MS" -ge "$end" ] && break
+		sleep 0.05
+	done
+	say "$1: state is '$s', waited ${3:-5000} ms for $2"
+	return 1
+}
+# wait_restarted N [SECONDS]: systemd has restarted the daemon's unit N times or more
+# (NRestarts) and it runs again (READY=1), within SECONDS (default 20); fails otherwise
+wait_restarted() {
+	local end
+	now_ms; end=$((NOW_MS + ${2:-20} * 1000))
+	while [ "$NOW_MS" -lt "$end" ]; do
+		[ "$(unit_prop NRestarts)" -ge "$1" ] && [ "$(unit_prop SubState)" = running ] && return 0
+		sleep 0.05
+		now_ms
+	done
+	fail "NRestarts $(unit_prop NRestarts) (expected $1), $(unit_prop ActiveState)/$(unit_prop SubState) after ${2:-20} s"
+}
 
 # wait_log REGEX [SECONDS] [MIN_COUNT]: the daemon's journal has at least MIN_COUNT lines matching
 wait_log() {
