@@ -519,8 +519,10 @@ static void monitor_print(const char *event, const char *name, json_object *prop
                 printf("%s.%06llu %s %s", stamp, (unsigned long long) (now % 1000000), name ?: "-", event);
                 if (props) {
                         json_object_object_foreach(props, key, value) {
+                                /* arrays (PolicyErrors) as compact JSON: one line per event */
                                 if (json_object_is_type(value, json_type_array))
-                                        printf(" %s=%zu", key, json_object_array_length(value));
+                                        printf(" %s=%s", key, json_object_to_json_string_ext(value,
+                                               JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
                                 else
                                         printf(" %s=%s", key, json_object_get_string(value));
                         }
@@ -624,11 +626,6 @@ static int on_properties_changed(sd_bus_message *msg, void *userdata, sd_bus_err
 
                                 json_object_object_add(p, "PolicyErrors", json_object_get(errors));
                                 monitor_print("policy-errors", NULL, p);
-                                if (!arg_json)
-                                        for (size_t i = 0; i < json_object_array_length(errors); i++)
-                                                printf("    %s\n",
-                                                       json_object_get_string(json_object_array_get_idx(errors, i)));
-                                fflush(stdout);
                                 json_object_put(p);
                         }
                 } else

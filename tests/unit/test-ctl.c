@@ -596,7 +596,8 @@ typedef struct Monitor {
         FILE *out;
 } Monitor;
 
-static void monitor_start(Harness *h, Monitor *m) {
+/* vfiopmctl [--json] monitor, its stdout in m->out */
+static void monitor_start(Harness *h, Monitor *m, bool json) {
         int out[2];
 
         ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
@@ -606,7 +607,10 @@ static void monitor_start(Harness *h, Monitor *m) {
                 (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
                 (void) dup2(out[1], STDOUT_FILENO);
                 (void) setenv("DBUS_SYSTEM_BUS_ADDRESS", h->address, 1);
-                execl(VFIOPMCTL_PATH, "vfiopmctl", "--json", "monitor", NULL);
+                if (json)
+                        execl(VFIOPMCTL_PATH, "vfiopmctl", "--json", "monitor", NULL);
+                else
+                        execl(VFIOPMCTL_PATH, "vfiopmctl", "monitor", NULL);
                 _exit(127);
         }
         (void) close(out[1]);
@@ -648,15 +652,36 @@ static void expect_event(Monitor *m, const char *want) {
         ck_assert_str_eq(got, want);
 }
 
+/* SIGINT: monitor exits 0, having printed nothing after the last event read */
+static void monitor_stop(Monitor *m) {
+        char rest[256];
+        int status;
+
+        (void) kill(m->pid, SIGINT);
+        ck_assert_int_eq(waitpid(m->pid, &status, 0), m->pid);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "monitor: %d", status);
+        ck_assert_msg(!fgets(rest, sizeof(rest), m->out), "a line after the last event: %s", rest);
+        fclose(m->out);
+}
+
+/* A syntax error in /etc's 60-bad.json, and vfiopmctl reload: exit 1, PolicyErrors announced */
+static void reload_bad_file(Harness *h) {
+        Run r;
+
+        ck_assert_int_eq(fixture_write_string(h->root->fd, HARNESS_POLICY_DIR_ETC "/60-bad.json", "{"), 0);
+        r = CTL(h, "reload");
+        expect_run(&r, 1, "", NULL);
+        run_done(&r);
+}
+
 START_TEST(test_monitor) {
         Monitor m;
         Harness h;
         Run r;
-        int status;
 
         NEEDS_ROOT();
         start(&h, WAKEUP_POLICY);
-        monitor_start(&h, &m);
+        monitor_start(&h, &m, true);
         expect_event(&m, "present " PCI " Mode=wakeup State=armed PowerState=D3hot");
         expect_event(&m, "present " SIM " Mode=wakeup State=armed PowerState=unknown");
 
@@ -673,16 +698,49 @@ START_TEST(test_monitor) {
         expect_event(&m, "changed " SIM " Mode=wakeup State=idle");   /* its first decision */
         expect_event(&m, "changed " SIM " State=armed");
 
-        ck_assert_int_eq(fixture_write_string(h.root->fd, HARNESS_POLICY_DIR_ETC "/60-bad.json", "{"), 0);
-        r = CTL(&h, "reload");
-        expect_run(&r, 1, "", NULL);
-        run_done(&r);
+        reload_bad_file(&h);
         expect_event(&m, "policy-errors - PolicyErrors=[\"\\/etc\\/vfiopmd\\/policy.d\\/60-bad.json:1:2: "
                      "unexpected end of file\"]");
-        (void) kill(m.pid, SIGINT);
-        ck_assert_int_eq(waitpid(m.pid, &status, 0), m.pid);
-        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "monitor: %d", status);
-        fclose(m.out);
+        monitor_stop(&m);
+        harness_stop(&h);
+}
+END_TEST
+
+/* The text form's next line without its "YYYY-MM-DD HH:MM:SS.UUUUUU " stamp, within 10 s. */
+static char *monitor_next_text(Monitor *m) {
+        struct pollfd p = { .fd = fileno(m->out), .events = POLLIN };
+        char line[4096];
+        int n = -1;
+        unsigned y, mo, d, h, mi, sec, us;
+
+        ck_assert_msg(poll(&p, 1, 10000) == 1, "no event from monitor in 10 s");
+        ck_assert_ptr_nonnull(fgets(line, sizeof(line), m->out));
+        ck_assert_msg(sscanf(line, "%4u-%2u-%2u %2u:%2u:%2u.%6u %n", &y, &mo, &d, &h, &mi, &sec, &us, &n) == 7 &&
+                      n == 27, "no time stamp: %s", line);
+        line[strcspn(line, "\n")] = 0;
+        return strdup(line + n);
+}
+
+/* SPEC §6: monitor prints one line per event, also in text: "NAME EVENT KEY=VALUE…" after the
+ * time stamp; the policy errors as a JSON array on their event's line, nothing after it. */
+START_TEST(test_monitor_text) {
+        _cleanup_free_ char *present_pci = NULL, *present_sim = NULL, *errors = NULL;
+        Monitor m;
+        Harness h;
+
+        NEEDS_ROOT();
+        start(&h, WAKEUP_POLICY);
+        monitor_start(&h, &m, false);
+        present_pci = monitor_next_text(&m);
+        ck_assert_str_eq(present_pci, PCI " present Mode=wakeup State=armed PowerState=D3hot");
+        present_sim = monitor_next_text(&m);
+        ck_assert_str_eq(present_sim, SIM " present Mode=wakeup State=armed PowerState=unknown");
+
+        reload_bad_file(&h);
+        errors = monitor_next_text(&m);
+        ck_assert_str_eq(errors, "- policy-errors PolicyErrors=[\"/etc/vfiopmd/policy.d/60-bad.json:1:2: "
+                         "unexpected end of file\"]");
+        monitor_stop(&m);
         harness_stop(&h);
 }
 END_TEST
@@ -853,6 +911,7 @@ Suite *ctl_suite(void) {
         tcase_add_test(tc, test_nobody);
         tcase_add_test(tc, test_unreachable_and_usage);
         tcase_add_test(tc, test_monitor);
+        tcase_add_test(tc, test_monitor_text);
         tcase_add_test(tc, test_check);
         suite_add_tcase(s, tc);
 
