@@ -13,6 +13,7 @@ typedef struct DeviceSeen {
         PmState state;
         PolicyMode mode;
         DevicePowerState power_state;
+        PmRelease release;
         char name[];                    /* the table's key */
 } DeviceSeen;
 
@@ -121,6 +122,17 @@ static int property_last_error(sd_bus *bus, const char *path, const char *interf
         return sd_bus_message_append(reply, "s", str_or_empty(pm_device_last_error(managed_device_pm(userdata))));
 }
 
+static int property_release_reason(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                   sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s",
+                                     pm_release_to_string(pm_device_release_reason(managed_device_pm(userdata))));
+}
+
+static int property_released_by(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s", str_or_empty(managed_device_released_by(userdata)));
+}
+
 static int property_policy(sd_bus *bus, const char *path, const char *interface, const char *property,
                            sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         const EffectivePolicy *p = managed_device_policy(userdata);
@@ -136,15 +148,16 @@ static int property_policy(sd_bus *bus, const char *path, const char *interface,
         return sd_bus_message_append(reply, "s", json);
 }
 
-/* Identity is constant for an object's life: a device that changes driver leaves VFIO and is
- * removed (DeviceRemoved) first. Counters change too often to announce: read them. */
+/* Identity is constant for an object's life, but for Driver: a device that changes driver leaves
+ * VFIO and is removed (DeviceRemoved) first, unless it is released by a Release, which keeps it
+ * (manager.h). Counters change too often to announce: read them. */
 static const sd_bus_vtable device_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Name", "s", property_name, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Vendor", "s", property_vendor, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("DeviceId", "s", property_device_id, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Class", "s", property_class, 0, SD_BUS_VTABLE_PROPERTY_CONST),
-        SD_BUS_PROPERTY("Driver", "s", property_driver, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Driver", "s", property_driver, 0, 0),
         SD_BUS_PROPERTY("IommuGroup", "s", property_iommu_group, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Mode", "s", property_mode, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("State", "s", property_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
@@ -155,6 +168,8 @@ static const sd_bus_vtable device_vtable[] = {
         SD_BUS_PROPERTY("LowPowerUsec", "t", property_counter, 0, 0),
         SD_BUS_PROPERTY("KernelSuspendedMsec", "t", property_kernel_suspended_msec, 0, 0),
         SD_BUS_PROPERTY("LastWakeRealtimeUsec", "t", property_counter, 0, 0),
+        SD_BUS_PROPERTY("ReleaseReason", "s", property_release_reason, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("ReleasedBy", "s", property_released_by, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LastError", "s", property_last_error, 0, 0),
         SD_BUS_PROPERTY("Policy", "s", property_policy, 0, 0),
         SD_BUS_VTABLE_END
@@ -260,6 +275,7 @@ static void seen_update(DeviceSeen *s, const ManagedDevice *d) {
         s->state = pm_device_state(pm);
         s->mode = pm_device_mode(pm);
         s->power_state = device_power_state(d);
+        s->release = pm_device_release_reason(pm);
 }
 
 void bus_devices_added(BusDevices *b, ManagedDevice *d) {
@@ -284,7 +300,7 @@ void bus_devices_added(BusDevices *b, ManagedDevice *d) {
 void bus_devices_changed(BusDevices *b, ManagedDevice *d) {
         const char *name = managed_device_info(d)->name;
         _cleanup_free_ char *path = NULL;
-        char *changed[4];
+        char *changed[6];
         size_t n = 0;
         DeviceSeen *s, now;
         void *v = NULL;
@@ -303,10 +319,15 @@ void bus_devices_changed(BusDevices *b, ManagedDevice *d) {
                 changed[n++] = (char *) "State";
         if (now.power_state != s->power_state)
                 changed[n++] = (char *) "PowerState";
+        if (now.release != s->release) {
+                changed[n++] = (char *) "ReleaseReason";
+                changed[n++] = (char *) "ReleasedBy";
+        }
         changed[n] = NULL;
         s->mode = now.mode;
         s->state = now.state;
         s->power_state = now.power_state;
+        s->release = now.release;
         if (n == 0)
                 return;
 

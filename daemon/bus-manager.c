@@ -285,13 +285,46 @@ static int device_method(sd_bus_message *msg, BusManager *b, const char *what, D
         return sd_bus_reply_method_return(msg, NULL);
 }
 
-static int method_claim(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        return device_method(msg, userdata, "Claim", pm_device_claim, error);
+/* Claim and Release act on IOMMU groups through the manager (manager.h); their errors are pm's
+ * for the device itself, or -ENODEV for a name that is no device (and no reservation). */
+typedef int (*GroupOperation)(Manager *m, const char *name, char ***ret_also);
+
+static int group_method(sd_bus_message *msg, BusManager *b, const char *what, GroupOperation op,
+                        sd_bus_error *error) {
+        const char *name;
+        ManagedDevice *d;
+        char **also = NULL;
+        int r;
+
+        r = check_root(msg, error);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_read(msg, "s", &name);
+        if (r < 0)
+                return r;
+        log_device_info(name, "%s, asked over D-Bus", what);
+        r = op(b->manager, name, &also);
+        for (char **p = also; p && *p; p++)
+                free(*p);
+        free(also);
+        if (r == -ENODEV)
+                return sd_bus_error_setf(error, BUS_ERROR_NO_SUCH_DEVICE, "No device '%s'", name);
+        d = manager_find_device(b->manager, name);
+        if (r < 0 && d)
+                return device_error(name, what, r, managed_device_pm(d), error);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "%s: %s failed: %s", name, what, strerror(-r));
+        return sd_bus_reply_method_return(msg, NULL);
 }
 
-/* pm closes the fd before it returns: the reply tells the caller it may open the device. */
+static int method_claim(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return group_method(msg, userdata, "Claim", manager_claim, error);
+}
+
+/* Every device of the group is closed before it returns: the reply tells the caller it may open
+ * the group. */
 static int method_release(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        return device_method(msg, userdata, "Release", pm_device_release, error);
+        return group_method(msg, userdata, "Release", manager_release, error);
 }
 
 static int method_wake(sd_bus_message *msg, void *userdata, sd_bus_error *error) {

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "device.h"
+#include "macro.h"
 #include "sysfs.h"
 
 #define DEVICE_PATH_MAX 512
@@ -139,6 +140,23 @@ void device_info_facts(const DeviceInfo *i, DeviceFacts *ret) {
                 .driver = i->driver,
                 .iommu_group = i->iommu_group,
         };
+}
+
+int device_find_bus(int sysfs_fd, const char *name, const char **ret_bus) {
+        static const char *const buses[] = { "pci", "platform" };
+        char path[DEVICE_PATH_MAX];
+        int fd;
+
+        for (size_t i = 0; i < ELEMENTSOF(buses); i++) {
+                if (device_path(path, sizeof(path), buses[i], name, NULL) < 0)
+                        return -ENODEV;
+                if (sysfs_open_dir(sysfs_fd, path, &fd) < 0)
+                        continue;
+                (void) close(fd);
+                *ret_bus = buses[i];
+                return 0;
+        }
+        return -ENODEV;
 }
 
 bool device_is_vfio(int sysfs_fd, const char *bus, const char *name) {

@@ -30,6 +30,10 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(DeviceInfo *, device_info_free)
 /* A view for the policy engine; borrows i's strings. */
 void device_info_facts(const DeviceInfo *i, DeviceFacts *ret);
 
+/* The bus of the device named name, whatever its driver: "pci" or "platform" (static strings),
+ * where bus/<bus>/devices/<name> exists below sysfs_fd; -ENODEV where it is on neither. */
+int device_find_bus(int sysfs_fd, const char *name, const char **ret_bus);
+
 /* Whether a VFIO driver has the device: it has a vfio-dev/vfioN child (on 6.1 too). */
 bool device_is_vfio(int sysfs_fd, const char *bus, const char *name);
 

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
+#include "release-store.h"
 #include "sysfs.h"
 #include "udev-monitor.h"
 
@@ -27,6 +28,10 @@ struct ManagedDevice {
         unsigned power_step;            /* the next POWER_FOLLOW_MS entry */
         struct event *wake_event;
         struct event *request_event;
+        bool on_vfio;                   /* bound to a VFIO driver; false: a released device kept
+                                         * in the table until Claim (a reservation) */
+        char *released_by;              /* the device whose Release released this one; NULL when
+                                         * not released by a Release */
 };
 
 struct Manager {
@@ -43,6 +48,7 @@ struct Manager {
         bool started;
         int exit_error;                 /* manager_fail(): what manager_run() returns */
         int state_dir_fd;               /* the records of the originals; -EBADF: none */
+        int release_dir_fd;             /* release-store.h; -EBADF: releases die with the daemon */
         bool record_warned;             /* a record could not be written: said once */
 };
 
@@ -292,18 +298,17 @@ static ManagedDevice *managed_device_free(ManagedDevice *d) {
                 event_free(d->power_follow);
         effective_policy_free(d->policy);
         device_info_free(d->info);
+        free(d->released_by);
         (void) safe_close(d->dir_fd);
         free(d);
         return NULL;
 }
 
-int manager_add_device(Manager *m, const char *bus, const char *name) {
+/* Makes d (with its pm, before its first decision) and puts it in the table; no hook called. */
+static int device_new(Manager *m, const char *bus, const char *name, ManagedDevice **ret) {
         ManagedDevice *d;
         char path[512];
         int r;
-
-        if (manager_find_device(m, name))
-                return 0;
 
         d = calloc(1, sizeof(*d));
         if (!d)
@@ -326,15 +331,129 @@ int manager_add_device(Manager *m, const char *bus, const char *name) {
                 managed_device_free(d);
                 return log_device_error_errno(name, r < 0 ? r : -ENOMEM, "Failed to set up the device: %m");
         }
+        d->on_vfio = device_is_vfio(m->config.sysfs_fd, bus, name);
         if (lh_table_insert(m->devices, d->info->name, d) < 0) {
                 managed_device_free(d);
                 return log_oom();
         }
+        *ret = d;
+        return 0;
+}
+
+/* Re-reads what sysfs says of d (its driver changed); the table's key, d->info->name, stays. */
+static void device_refresh(Manager *m, ManagedDevice *d) {
+        _cleanup_(device_info_freep) DeviceInfo *fresh = NULL;
+        char *key;
+        int r;
+
+        d->on_vfio = device_is_vfio(m->config.sysfs_fd, d->info->bus, d->info->name);
+        r = device_info_read(m->config.sysfs_fd, d->info->bus, d->info->name, &fresh);
+        if (r < 0) {
+                log_device_debug(d->info->name, "Failed to read the device's sysfs attributes again: %s", strerror(-r));
+                return;
+        }
+        key = d->info->name;
+        d->info->name = fresh->name;
+        fresh->name = key;
+        SWAP_PTR(d->info, fresh);
+}
+
+/* The release of d as release-store.h keeps it (or forgets it when d is not released by a
+ * Release). A failure costs only the restart case: said, and ignored. */
+static void release_sync(Manager *m, ManagedDevice *d) {
+        PmRelease why = pm_device_release_reason(d->pm);
+        int r;
+
+        if (m->release_dir_fd < 0)
+                return;
+        if (why == PM_RELEASE_OWN || why == PM_RELEASE_GROUP || why == PM_RELEASE_RESERVATION)
+                r = release_store_save(m->release_dir_fd, d->info->name, why, d->released_by ?: d->info->name);
+        else
+                r = release_store_forget(m->release_dir_fd, d->info->name);
+        if (r < 0)
+                log_device_warning_errno(d->info->name, r, "Failed to record the release in the release directory "
+                                         "(a restarted daemon would not know of it), ignoring: %m");
+}
+
+static int set_released_by(ManagedDevice *d, const char *by) {
+        char *s = NULL;
+
+        if (by) {
+                s = strdup(by);
+                if (!s)
+                        return -ENOMEM;
+        }
+        free(d->released_by);
+        d->released_by = s;
+        return 0;
+}
+
+/* What the release directory says of name, applied before its first decision: a restarted daemon
+ * leaves released what the one before released. */
+static void release_adopt(Manager *m, ManagedDevice *d) {
+        _cleanup_free_ char *by = NULL;
+        PmRelease why;
+        int r;
+
+        if (m->release_dir_fd < 0)
+                return;
+        r = release_store_load(m->release_dir_fd, d->info->name, &why, &by);
+        if (r == -ENOENT)
+                return;
+        if (r < 0) {
+                log_device_warning_errno(d->info->name, r, "Failed to read its release record, ignoring: %m");
+                return;
+        }
+        if (set_released_by(d, by) < 0 || pm_device_release(d->pm, why) < 0)
+                return;
+        log_device_info(d->info->name, "Released (%s, by %s) before this daemon started: stays released until Claim",
+                        pm_release_to_string(why), by);
+}
+
+int manager_add_device(Manager *m, const char *bus, const char *name) {
+        ManagedDevice *d = manager_find_device(m, name);
+        int r;
+
+        if (d) {
+                if (d->on_vfio)
+                        return 0;
+                /* a reservation, now on its VFIO driver: stays released until Claim */
+                device_refresh(m, d);
+                log_device_info(name, "Now on %s, released (%s) until Claim", d->info->driver ?: "no driver",
+                                pm_release_to_string(pm_device_release_reason(d->pm)));
+                return device_apply_policy(m, d);
+        }
+
+        r = device_new(m, bus, name, &d);
+        if (r < 0)
+                return r;
         log_device_info(name, "Found %s device (driver %s, iommu group %d)", bus, d->info->driver ?: "none",
                         d->info->iommu_group);
         if (m->hooks.device_added)
                 m->hooks.device_added(m->hooks.userdata, d);
+        release_adopt(m, d);
         return device_apply_policy(m, d);
+}
+
+/* Forgets d: out of the table, closed if held. */
+static void device_forget(Manager *m, ManagedDevice *d) {
+        if (m->hooks.device_removed)
+                m->hooks.device_removed(m->hooks.userdata, d);
+        /* out of the table first, so that what pm reports while closing finds nothing */
+        (void) lh_table_delete(m->devices, d->info->name);
+        managed_device_free(d);
+        notify_status(m);
+}
+
+/* Whether d stays in the table off its VFIO driver: released by a Release (the caller's Claim
+ * will end it), and still in sysfs. */
+static bool device_keep_released(Manager *m, ManagedDevice *d) {
+        PmRelease why = pm_device_release_reason(d->pm);
+        const char *bus;
+
+        if (why != PM_RELEASE_OWN && why != PM_RELEASE_GROUP && why != PM_RELEASE_RESERVATION)
+                return false;
+        return device_find_bus(m->config.sysfs_fd, d->info->name, &bus) >= 0;
 }
 
 void manager_remove_device(Manager *m, const char *name) {
@@ -342,22 +461,211 @@ void manager_remove_device(Manager *m, const char *name) {
 
         if (!d)
                 return;
+        if (device_keep_released(m, d)) {
+                device_refresh(m, d);
+                log_device_info(name, "Gone from its VFIO driver (now %s), released (%s) until Claim",
+                                d->info->driver ?: "no driver", pm_release_to_string(pm_device_release_reason(d->pm)));
+                hook_device_changed(m, d);
+                return;
+        }
         log_device_info(name, "Gone from its VFIO driver, forgetting it");
-        if (m->hooks.device_removed)
-                m->hooks.device_removed(m->hooks.userdata, d);
-        /* out of the table first, so that what pm reports while closing finds nothing */
-        (void) lh_table_delete(m->devices, name);
-        managed_device_free(d);
-        notify_status(m);
+        device_forget(m, d);
 }
 
 void manager_change_device(Manager *m, const char *bus, const char *name) {
         ManagedDevice *d = manager_find_device(m, name);
 
-        if (d && pm_device_state(d->pm) == PM_STATE_BUSY)
+        if (d && !d->on_vfio) {
+                const char *b;
+
+                /* a reservation: gone from sysfs (its record stays until Claim), on VFIO, or rebound */
+                if (device_find_bus(m->config.sysfs_fd, name, &b) < 0) {
+                        log_device_info(name, "Gone, forgetting it (its release is kept until Claim)");
+                        device_forget(m, d);
+                } else if (device_is_vfio(m->config.sysfs_fd, d->info->bus, name))
+                        (void) manager_add_device(m, d->info->bus, name);
+                else {
+                        device_refresh(m, d);
+                        hook_device_changed(m, d);
+                }
+        } else if (d && pm_device_state(d->pm) == PM_STATE_BUSY)
                 (void) pm_device_claim(d->pm);
         else if (!d && bus && device_is_vfio(m->config.sysfs_fd, bus, name))
                 (void) manager_add_device(m, bus, name);
+}
+
+/* ---- hand-off: Release and Claim of IOMMU groups ---------------------------------------- */
+
+static int strv_push(char ***list, size_t *n, const char *s) {
+        char **a = realloc(*list, (*n + 2) * sizeof(*a));
+
+        if (!a)
+                return -ENOMEM;
+        *list = a;
+        a[*n] = strdup(s);
+        if (!a[*n])
+                return -ENOMEM;
+        a[++*n] = NULL;
+        return 0;
+}
+
+static char **strv_free(char **l) {
+        for (char **p = l; p && *p; p++)
+                free(*p);
+        free(l);
+        return NULL;
+}
+
+static void log_siblings(const char *name, const char *verb, char **also, int group) {
+        for (char **p = also; p && *p; p++)
+                log_device_info(*p, "%s with %s (IOMMU group %d)", verb, name, group);
+}
+
+int manager_release(Manager *m, const char *name, char ***ret_also) {
+        ManagedDevice *d = manager_find_device(m, name);
+        char **also = NULL;
+        size_t n = 0;
+        int own, r;
+
+        if (!release_store_name_ok(name))
+                return -ENODEV;
+        if (!d) {
+                const char *bus;
+
+                /* not on a VFIO driver (yet): a reservation, kept until Claim */
+                r = device_find_bus(m->config.sysfs_fd, name, &bus);
+                if (r < 0)
+                        return r;
+                r = device_new(m, bus, name, &d);
+                if (r < 0)
+                        return r;
+                log_device_info(name, "Reserved: not on a VFIO driver (%s), released until Claim",
+                                d->info->driver ?: "no driver");
+                if (m->hooks.device_added)
+                        m->hooks.device_added(m->hooks.userdata, d);
+                (void) set_released_by(d, name);
+                (void) pm_device_release(d->pm, PM_RELEASE_RESERVATION);
+                (void) device_apply_policy(m, d);
+                own = 0;
+        } else {
+                /* before the transition, which announces ReleasedBy with State */
+                if (set_released_by(d, name) < 0)
+                        return -ENOMEM;
+                own = pm_device_release(d->pm, d->on_vfio ? PM_RELEASE_OWN : PM_RELEASE_RESERVATION);
+        }
+        if (own >= 0)
+                release_sync(m, d);
+        else if (own != -ENOTCONN)
+                return own;
+
+        /* vfio group opens are exclusive: what the caller needs free is the whole group */
+        if (d->info->iommu_group >= 0) {
+                struct lh_entry *e;
+
+                lh_foreach(m->devices, e) {
+                        ManagedDevice *s = lh_entry_v(e);
+
+                        if (s == d || s->info->iommu_group != d->info->iommu_group ||
+                            pm_device_release_reason(s->pm) != PM_RELEASE_NONE)
+                                continue;
+                        r = set_released_by(s, name);
+                        if (r >= 0)
+                                r = pm_device_release(s->pm, PM_RELEASE_GROUP);
+                        if (r == -ENOTCONN)
+                                continue;       /* not held, not wanted */
+                        if (r >= 0)
+                                r = strv_push(&also, &n, s->info->name);
+                        if (r < 0) {
+                                strv_free(also);
+                                return r;
+                        }
+                        release_sync(m, s);
+                }
+        }
+        log_siblings(name, "Released", also, d->info->iommu_group);
+        if (own == -ENOTCONN && n == 0)
+                return -ENOTCONN;
+        if (ret_also)
+                *ret_also = also ?: calloc(1, sizeof(char *));
+        else
+                strv_free(also);
+        return 0;
+}
+
+/* Claim of one device: a reservation off VFIO ends (the device leaves the table), else pm. */
+static int device_claim(Manager *m, ManagedDevice *d) {
+        int r = 0;
+
+        if (!d->on_vfio) {
+                if (m->release_dir_fd >= 0)
+                        (void) release_store_forget(m->release_dir_fd, d->info->name);
+                log_device_info(d->info->name, "Reservation dropped: not on a VFIO driver");
+                device_forget(m, d);
+                return 0;
+        }
+        r = pm_device_claim(d->pm);
+        if (pm_device_release_reason(d->pm) == PM_RELEASE_NONE) {
+                (void) set_released_by(d, NULL);
+                release_sync(m, d);
+        }
+        return r;
+}
+
+int manager_claim(Manager *m, const char *name, char ***ret_also) {
+        ManagedDevice *d = manager_find_device(m, name);
+        char **also = NULL, **group = NULL;
+        size_t n = 0, n_group = 0;
+        struct lh_entry *e;
+        int group_id = d ? d->info->iommu_group : -1, r = 0, k;
+
+        if (!release_store_name_ok(name))
+                return -ENODEV;
+        /* who was released with it: names first, claiming may take devices out of the table */
+        lh_foreach(m->devices, e) {
+                ManagedDevice *s = lh_entry_v(e);
+
+                if (s != d && pm_device_release_reason(s->pm) == PM_RELEASE_GROUP && s->released_by &&
+                    strcmp(s->released_by, name) == 0 && strv_push(&group, &n_group, s->info->name) < 0) {
+                        strv_free(group);
+                        return -ENOMEM;
+                }
+        }
+        if (d)
+                r = device_claim(m, d);
+        else if (m->release_dir_fd >= 0 && release_store_load(m->release_dir_fd, name, &(PmRelease) {0}, NULL) >= 0) {
+                /* reserved, and never seen since: the reservation goes */
+                (void) release_store_forget(m->release_dir_fd, name);
+                log_device_info(name, "Reservation dropped: the device is not present");
+        } else if (n_group == 0)
+                return -ENODEV;
+
+        for (size_t i = 0; i < n_group; i++) {
+                ManagedDevice *s = manager_find_device(m, group[i]);
+
+                if (!s)
+                        continue;
+                if (group_id < 0)
+                        group_id = s->info->iommu_group;
+                k = device_claim(m, s);
+                if (k < 0)
+                        log_device_debug(group[i], "Claim with %s failed: %s", name, strerror(-k));
+                if (strv_push(&also, &n, group[i]) < 0) {
+                        strv_free(group);
+                        strv_free(also);
+                        return -ENOMEM;
+                }
+        }
+        strv_free(group);
+        log_siblings(name, "Claimed", also, group_id);
+        if (r < 0) {
+                strv_free(also);
+                return r;
+        }
+        if (ret_also)
+                *ret_also = also ?: calloc(1, sizeof(char *));
+        else
+                strv_free(also);
+        return 0;
 }
 
 static void on_device_event(void *userdata, DeviceEvent event, const char *bus, const char *name) {
@@ -410,6 +718,7 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
                 return -ENOMEM;
         m->config = *config;
         m->state_dir_fd = -EBADF;
+        m->release_dir_fd = -EBADF;
 
         /* epoll, and no timer that libevent itself would run */
         ec = event_config_new();
@@ -441,6 +750,14 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
                 log_warning_errno(r, "Failed to open the state directory %s, keeping the original sysfs values "
                                   "in memory only (a daemon restarted after a crash would not put them back), "
                                   "ignoring: %m", config->state_dir ?: MANAGER_STATE_DIR_DEFAULT);
+        }
+
+        r = open_state_dir(config->root_fd, config->release_dir ?: MANAGER_RELEASE_DIR_DEFAULT, &m->release_dir_fd);
+        if (r < 0) {
+                m->release_dir_fd = -EBADF;
+                log_warning_errno(r, "Failed to open the release directory %s, a restarted daemon will not know "
+                                  "which devices were released, ignoring: %m",
+                                  config->release_dir ?: MANAGER_RELEASE_DIR_DEFAULT);
         }
 
         m->pm_env = (PmEnv) {
@@ -485,6 +802,7 @@ Manager *manager_free(Manager *m) {
         policy_set_free(m->policy);
         vfio_backend_free(m->backend);
         (void) safe_close(m->state_dir_fd);
+        (void) safe_close(m->release_dir_fd);
         if (m->watchdog)
                 event_free(m->watchdog);
         if (m->sighup)
@@ -519,6 +837,37 @@ int manager_reload(Manager *m) {
         return r;
 }
 
+void manager_load_releases(Manager *m) {
+        char **names = NULL;
+        int r;
+
+        if (m->release_dir_fd < 0)
+                return;
+        r = release_store_list(m->release_dir_fd, &names);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to list the release directory, ignoring: %m");
+                return;
+        }
+        for (char **p = names; *p; p++) {
+                ManagedDevice *d;
+                const char *bus;
+
+                if (manager_find_device(m, *p))
+                        continue;
+                if (device_find_bus(m->config.sysfs_fd, *p, &bus) < 0) {
+                        log_device_debug(*p, "Released, and not present: kept until Claim");
+                        continue;
+                }
+                if (device_new(m, bus, *p, &d) < 0)
+                        continue;
+                if (m->hooks.device_added)
+                        m->hooks.device_added(m->hooks.userdata, d);
+                release_adopt(m, d);
+                (void) device_apply_policy(m, d);
+        }
+        strv_free(names);
+}
+
 int manager_start(Manager *m) {
         uint64_t watchdog_usec;
         int r;
@@ -534,6 +883,7 @@ int manager_start(Manager *m) {
         r = device_enumerate_vfio(on_device_event, m);
         if (r < 0)
                 return log_error_errno(r, "Failed to enumerate VFIO devices: %m");
+        manager_load_releases(m);
 
         if (sd_watchdog_enabled(false, &watchdog_usec) > 0) {
                 struct timeval tv;
@@ -595,6 +945,14 @@ const DeviceInfo *managed_device_info(const ManagedDevice *d) {
 
 PmDevice *managed_device_pm(const ManagedDevice *d) {
         return d->pm;
+}
+
+const char *managed_device_released_by(const ManagedDevice *d) {
+        return pm_device_release_reason(d->pm) == PM_RELEASE_NONE ? NULL : d->released_by;
+}
+
+bool managed_device_on_vfio(const ManagedDevice *d) {
+        return d->on_vfio;
 }
 
 const EffectivePolicy *managed_device_policy(const ManagedDevice *d) {

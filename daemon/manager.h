@@ -18,6 +18,8 @@ typedef struct Manager Manager;
 /* Where the records of the sysfs values found before the daemon changed them live (pm.h), so
  * that a daemon restarted after a crash puts back those and not what the dead one left. */
 #define MANAGER_STATE_DIR_DEFAULT "/run/vfiopmd/state"
+/* Where the releases live that a restarted daemon must keep (release-store.h). */
+#define MANAGER_RELEASE_DIR_DEFAULT "/run/vfiopmd/released"
 
 typedef struct ManagerConfig {
         char **policy_dirs;     /* absolute; borrowed */
@@ -25,6 +27,8 @@ typedef struct ManagerConfig {
         const char *state_dir;  /* absolute; NULL: MANAGER_STATE_DIR_DEFAULT; created (0755) if
                                  * missing; unusable: a warning, and the originals are kept in
                                  * memory only */
+        const char *release_dir; /* absolute; NULL: MANAGER_RELEASE_DIR_DEFAULT; created (0755) if
+                                  * missing; unusable: a warning, releases end with the daemon */
         int sysfs_fd;           /* "/sys" */
         int dev_fd;             /* "/dev" */
         VfioPath vfio_path;     /* _VFIO_PATH_INVALID: pick */
@@ -74,11 +78,39 @@ void manager_remove_device(Manager *m, const char *name);
  * may have let go), an unknown device that is now bound to a VFIO driver is added. */
 void manager_change_device(Manager *m, const char *bus, const char *name);
 
+/* Hand-off (SPEC §5). vfio group opens are exclusive, so both act on IOMMU groups.
+ *
+ * Release: name (PM_RELEASE_OWN) and every device of its IOMMU group that is held or wanted
+ * (PM_RELEASE_GROUP, released by name) are closed when it returns: the group is free. A device
+ * present in sysfs but not on a VFIO driver is reserved (PM_RELEASE_RESERVATION): it joins the
+ * table as released, and stays released when it comes onto vfio-pci, until Claim. Releases are
+ * kept in the release directory, so that a restarted daemon keeps them; a released device that
+ * leaves its VFIO driver stays in the table, released, while it is in sysfs. Errors: -ENODEV no
+ * such device in sysfs (or not a device name), -ENOTCONN name is not held and not wanted (modes
+ * kernel, on) and nothing else of its group was held.
+ *
+ * Claim: ends name's release (or its reservation: a device off VFIO leaves the table; a
+ * reservation of a device that is not present is dropped) and claims every device released by
+ * name's Release. -ENODEV when there is nothing of that name; else pm_device_claim()'s result
+ * for name (-EBUSY: another process holds it).
+ *
+ * ret_also: the other devices released (claimed) with name, NULL-terminated; may be NULL. */
+int manager_release(Manager *m, const char *name, char ***ret_also);
+int manager_claim(Manager *m, const char *name, char ***ret_also);
+/* The released devices of the release directory that are not in the table (not on a VFIO driver)
+ * join it, released as they were: manager_start() calls it after the enumeration, tests
+ * directly. */
+void manager_load_releases(Manager *m);
+
 /* One device, borrowed: valid while the device is in the table. Claim, Release and Wake go
  * straight to its state machine (pm_device_claim() …): what they change comes back through the
  * hooks below. */
 const DeviceInfo *managed_device_info(const ManagedDevice *d);
 PmDevice *managed_device_pm(const ManagedDevice *d);
+/* The device whose Release (or reservation) released d; NULL when d is not released by one. */
+const char *managed_device_released_by(const ManagedDevice *d);
+/* false: a released device not (or no longer) on a VFIO driver. */
+bool managed_device_on_vfio(const ManagedDevice *d);
 /* NULL until the first evaluation succeeded. */
 const EffectivePolicy *managed_device_policy(const ManagedDevice *d);
 /* The kernel's power view now (power_state, power/runtime_status): wakes nothing. */

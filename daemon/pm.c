@@ -4,10 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "pm.h"
 #include "sysfs.h"
 
@@ -32,7 +32,7 @@ struct PmDevice {
 
         PolicyValues policy;
         bool have_policy;               /* set_policy() was called */
-        bool released;                  /* Release or request: not held until Claim */
+        PmRelease released;             /* not NONE: not held until Claim, and why */
 
         PmState state;
         usec_t deadline;
@@ -122,6 +122,29 @@ PmState pm_state_from_string(const char *s) {
                 if (strcmp(pm_state_table[i], s) == 0)
                         return i;
         return _PM_STATE_INVALID;
+}
+
+static const char *const pm_release_table[_PM_RELEASE_MAX] = {
+        [PM_RELEASE_NONE] = "",
+        [PM_RELEASE_OWN] = "release",
+        [PM_RELEASE_GROUP] = "group",
+        [PM_RELEASE_REQUEST] = "request",
+        [PM_RELEASE_RESERVATION] = "reservation",
+};
+
+const char *pm_release_to_string(PmRelease r) {
+        if (r < 0 || r >= _PM_RELEASE_MAX)
+                return NULL;
+        return pm_release_table[r];
+}
+
+PmRelease pm_release_from_string(const char *s) {
+        if (!s)
+                return _PM_RELEASE_INVALID;
+        for (PmRelease i = 0; i < _PM_RELEASE_MAX; i++)
+                if (strcmp(pm_release_table[i], s) == 0)
+                        return i;
+        return _PM_RELEASE_INVALID;
 }
 
 /* ---- the default ops: vfio.h ------------------------------------------------------------ */
@@ -487,53 +510,9 @@ static int record_read(PmDevice *d, char **ret_control, char **ret_d3cold) {
         return record_parse(buf, ret_control, ret_d3cold);
 }
 
-static int write_all(int fd, const char *s, size_t n) {
-        while (n > 0) {
-                ssize_t k = write(fd, s, n);
-
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                s += k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
-
-/* Replaces the record with text, atomically: a temporary dot file next to it, fsync, rename. */
+/* Replaces the record with text, atomically (fileio.h). */
 static int record_write(PmDevice *d, const char *text) {
-        int dir_fd = d->env.state_dir_fd;
-        _cleanup_close_ int fd = -EBADF;
-        char tmp[NAME_MAX + 1];
-        uint64_t rnd;
-        int r;
-
-        for (int attempt = 0;; attempt++) {
-                if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t) sizeof(rnd))
-                        rnd = now_mono(d) ^ ((uint64_t) getpid() << 32) ^ (uint64_t) attempt;
-                (void) snprintf(tmp, sizeof(tmp), ".#%s.%016llx", d->name, (unsigned long long) rnd);
-                fd = openat(dir_fd, tmp, O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC|O_NOFOLLOW, 0644);
-                if (fd >= 0)
-                        break;
-                if (errno != EEXIST || attempt >= 16)
-                        return -errno;
-        }
-
-        r = write_all(fd, text, strlen(text));
-        if (r >= 0 && fsync(fd) < 0)
-                r = -errno;
-        if (r >= 0 && close(TAKE_FD(fd)) < 0)
-                r = -errno;
-        if (r >= 0 && renameat(dir_fd, tmp, dir_fd, d->name) < 0)
-                r = -errno;
-        if (r < 0) {
-                (void) unlinkat(dir_fd, tmp, 0);
-                return r;
-        }
-        (void) fsync(dir_fd);   /* the rename is in place for whoever reads it; durable if it can */
-        return 0;
+        return write_file_atomic(d->env.state_dir_fd, d->name, text);
 }
 
 /* Makes the record hold the originals of the attributes that differ from them now, and of
@@ -772,7 +751,7 @@ static int reconcile(PmDevice *d, usec_t now) {
         PolicyMode m = d->policy.mode;
         int r;
 
-        if (d->released) {
+        if (d->released != PM_RELEASE_NONE) {
                 device_close(d);
                 transition(d, now, PM_STATE_RELEASED, USEC_INFINITY);
                 return 0;
@@ -929,7 +908,7 @@ int pm_device_set_policy(PmDevice *d, const PolicyValues *policy) {
         d->have_policy = true;
 
         /* released: remembered, applied at Claim */
-        if (d->released)
+        if (d->released != PM_RELEASE_NONE)
                 return 0;
 
         now = now_mono(d);
@@ -961,10 +940,10 @@ int pm_device_claim(PmDevice *d) {
                 return -EINVAL;
         now = now_mono(d);
 
-        if (d->released) {
+        if (d->released != PM_RELEASE_NONE) {
                 bool exit_failed;
 
-                d->released = false;
+                d->released = PM_RELEASE_NONE;
                 k = apply_d3cold(d, now, &exit_failed);        /* not held: nothing to exit */
                 r = reconcile(d, now);
                 return r < 0 ? r : k;
@@ -988,18 +967,26 @@ int pm_device_claim(PmDevice *d) {
         return 0;
 }
 
-int pm_device_release(PmDevice *d) {
-        if (!d)
+int pm_device_release(PmDevice *d, PmRelease why) {
+        if (!d || (why != PM_RELEASE_OWN && why != PM_RELEASE_GROUP && why != PM_RELEASE_RESERVATION))
                 return -EINVAL;
-        if (d->released)
+        if (d->released != PM_RELEASE_NONE) {
+                /* an own Release or reservation outlasts a Claim of the group's device */
+                if (why != PM_RELEASE_GROUP)
+                        d->released = why;
                 return 0;
-        if (!mode_holds(d->policy.mode))
+        }
+        if (d->have_policy && why != PM_RELEASE_RESERVATION && !mode_holds(d->policy.mode))
                 return -ENOTCONN;
 
         device_close(d);
-        d->released = true;
+        d->released = why;
         transition(d, now_mono(d), PM_STATE_RELEASED, USEC_INFINITY);
         return 0;
+}
+
+PmRelease pm_device_release_reason(const PmDevice *d) {
+        return d->released;
 }
 
 int pm_device_wake(PmDevice *d) {
@@ -1066,7 +1053,7 @@ int pm_device_handle_request(PmDevice *d) {
 
         /* an unbind waits for this close: no exit, nothing else first */
         device_close(d);
-        d->released = true;
+        d->released = PM_RELEASE_REQUEST;
         transition(d, now_mono(d), PM_STATE_RELEASED, USEC_INFINITY);
         return 0;
 }

@@ -71,6 +71,22 @@ typedef enum PmState {
 const char *pm_state_to_string(PmState s);
 PmState pm_state_from_string(const char *s);
 
+/* Why a device is released (PM_STATE_RELEASED), shown by vfiopmctl show and over D-Bus
+ * (ReleaseReason): a released device is not held until Claim, whatever the reason. */
+typedef enum PmRelease {
+        PM_RELEASE_NONE,                /* not released */
+        PM_RELEASE_OWN,                 /* "release": its own Release */
+        PM_RELEASE_GROUP,               /* "group": the Release of another device of its IOMMU group */
+        PM_RELEASE_REQUEST,             /* "request": the kernel asked for it (driver unbind, unplug) */
+        PM_RELEASE_RESERVATION,         /* "reservation": released before it was on a VFIO driver */
+        _PM_RELEASE_MAX,
+        _PM_RELEASE_INVALID = -EINVAL,
+} PmRelease;
+
+/* "" for PM_RELEASE_NONE, then the words above */
+const char *pm_release_to_string(PmRelease r);
+PmRelease pm_release_from_string(const char *s);
+
 /* sd_notify's STATUS= text for these counts (count[s]: devices in state s): "3 devices: 2 armed,
  * 1 kernel", the most frequent state first, ties in PmState order, states with none left out;
  * "0 devices". Truncated to size (always terminated). Returns buf. */
@@ -147,10 +163,16 @@ int pm_device_set_policy(PmDevice *d, const PolicyValues *policy);
 /* D-Bus Claim, and udev events for a busy device: ends released, retries busy and error at
  * once; 0 and nothing done in any other state. */
 int pm_device_claim(PmDevice *d);
-/* D-Bus Release: returns once the fd is closed; the device stays released whatever the policy
- * until pm_device_claim(). From busy and error too (no retry may grab the device the caller
- * is about to open); 0 when released already; -ENOTCONN in modes kernel and on. */
-int pm_device_release(PmDevice *d);
+/* D-Bus Release (why: OWN, GROUP or RESERVATION; REQUEST is pm_device_handle_request()'s):
+ * returns once the fd is closed; the device stays released whatever the policy until
+ * pm_device_claim(). From busy and error too (no retry may grab the device the caller is about
+ * to open). Released already: 0, and OWN or RESERVATION replaces the reason (a Claim of the
+ * group's device must then leave it released). -ENOTCONN in modes kernel and on, except for a
+ * reservation (a device not yet on a VFIO driver is reserved whatever its mode) and before the
+ * first pm_device_set_policy(): a release known before the device's first decision (the
+ * release-store's, after a restart) holds from the start, nothing is opened. */
+int pm_device_release(PmDevice *d, PmRelease why);
+PmRelease pm_device_release_reason(const PmDevice *d);
 /* D-Bus Wake: on an armed device LOW_POWER_EXIT, then woken as after a wake (rearm_delay_ms).
  * Not counted as a wake, and not seen by the flap guard: wakes count what the device did.
  * 0 on a held device already in D0; -ENOTCONN when not held. */

@@ -10,6 +10,7 @@ static Suite *(*const suites[])(void) = {
         device_suite,
         domain_xml_suite,
         log_suite,
+        manager_suite,
         pm_suite,
         policy_suite,
         policy_file_suite,

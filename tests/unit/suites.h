@@ -8,6 +8,7 @@ Suite *ctl_suite(void);
 Suite *device_suite(void);
 Suite *domain_xml_suite(void);
 Suite *log_suite(void);
+Suite *manager_suite(void);
 Suite *pm_suite(void);
 Suite *policy_suite(void);
 Suite *policy_file_suite(void);

@@ -432,7 +432,7 @@ START_TEST(test_release_claim_busy) {
 
         /* several names: each is tried, the status says one failed */
         r = CTL(&h, "release", "nonexistent", SIM);
-        expect_run(&r, 1, "", "vfiopmctl: nonexistent: No VFIO device 'nonexistent'\n");
+        expect_run(&r, 1, "", "vfiopmctl: nonexistent: No device 'nonexistent'\n");
         run_done(&r);
         expect_state(&h, SIM, "released");
         harness_stop(&h);
@@ -690,7 +690,13 @@ START_TEST(test_monitor) {
         r = CTL(&h, "release", SIM);
         expect_run(&r, 0, "", "");
         run_done(&r);
-        expect_event(&m, "changed " SIM " State=released");
+        expect_event(&m, "changed " SIM " State=released ReleaseReason=release ReleasedBy=" SIM);
+        /* a device released by a Release stays until Claim, even off VFIO (manager.h): claimed first */
+        r = CTL(&h, "claim", SIM);
+        expect_run(&r, 0, "", "");
+        run_done(&r);
+        expect_event(&m, "changed " SIM " State=idle ReleaseReason= ReleasedBy=");
+        expect_event(&m, "changed " SIM " State=armed");
         ck_assert_int_eq(harness_command(&h, 'r'), 0);
         expect_event(&m, "removed " SIM);
         ck_assert_int_eq(harness_command(&h, 'a'), 0);

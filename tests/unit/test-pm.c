@@ -495,7 +495,7 @@ START_TEST(test_kernel_mode) {
         expect_log(t, "");
         ck_assert_str_eq(t_attr(t, "power/control"), "auto");
 
-        ck_assert_int_eq(pm_device_release(t->pm), -ENOTCONN);
+        ck_assert_int_eq(pm_device_release(t->pm, PM_RELEASE_OWN), -ENOTCONN);
         ck_assert_int_eq(pm_device_wake(t->pm), -ENOTCONN);
         ck_assert_int_eq(pm_device_claim(t->pm), 0);
         ck_assert_int_eq(pm_device_handle_timer(t->pm), 0);
@@ -515,7 +515,7 @@ START_TEST(test_on_mode) {
         expect_states(t, "on");
         ck_assert_str_eq(t_attr(t, "power/control"), "on");
         expect_log(t, "");
-        ck_assert_int_eq(pm_device_release(t->pm), -ENOTCONN);
+        ck_assert_int_eq(pm_device_release(t->pm, PM_RELEASE_OWN), -ENOTCONN);
         ck_assert_int_eq(pm_device_wake(t->pm), -ENOTCONN);
 
         /* again: nothing changes */
@@ -1202,7 +1202,7 @@ START_TEST(test_release_claim) {
         t_advance(t, 5 * USEC_PER_SEC);
 
         /* returns with the fd closed; nothing issued before the close */
-        ck_assert_int_eq(pm_device_release(t->pm), 0);
+        ck_assert_int_eq(pm_device_release(t->pm, PM_RELEASE_OWN), 0);
         ck_assert(!t->dev.open);
         expect_log(t, "close");
         expect_state(t, PM_STATE_RELEASED, USEC_INFINITY);
@@ -1211,7 +1211,7 @@ START_TEST(test_release_claim) {
         ck_assert_uint_eq(t_counters(t).low_power_usec, 5 * USEC_PER_SEC);
 
         /* whatever the policy says, until Claim */
-        ck_assert_int_eq(pm_device_release(t->pm), 0);
+        ck_assert_int_eq(pm_device_release(t->pm, PM_RELEASE_OWN), 0);
         ck_assert_int_eq(pm_device_wake(t->pm), -ENOTCONN);
         ck_assert_int_eq(t_policy(t, POLICY_MODE_AUTO, 0, 0), 0);
         ck_assert_int_eq(t_policy(t, POLICY_MODE_ON, 0, 0), 0);
@@ -1231,7 +1231,7 @@ START_TEST(test_release_claim) {
         expect_states(t, "idle armed");
 
         /* released with a kernel policy: Claim leaves it to the kernel */
-        ck_assert_int_eq(pm_device_release(t->pm), 0);
+        ck_assert_int_eq(pm_device_release(t->pm, PM_RELEASE_OWN), 0);
         ck_assert_int_eq(t_policy(t, POLICY_MODE_KERNEL, 0, 0), 0);
         expect_state(t, PM_STATE_RELEASED, USEC_INFINITY);
         ck_assert_int_eq(pm_device_claim(t->pm), 0);
@@ -1246,18 +1246,18 @@ START_TEST(test_release_busy_and_error) {
         /* busy: released, so that no udev event grabs it for the daemon */
         t->dev.open_error = EBUSY;
         ck_assert_int_eq(t_policy(t, POLICY_MODE_AUTO, 0, 0), -EBUSY);
-        ck_assert_int_eq(pm_device_release(t->pm), 0);
+        ck_assert_int_eq(pm_device_release(t->pm, PM_RELEASE_OWN), 0);
         expect_state(t, PM_STATE_RELEASED, USEC_INFINITY);
         t->dev.open_error = 0;
         ck_assert_int_eq(pm_device_claim(t->pm), 0);
         expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
 
         /* error, not held: the retries stop */
-        ck_assert_int_eq(pm_device_release(t->pm), 0);
+        ck_assert_int_eq(pm_device_release(t->pm, PM_RELEASE_OWN), 0);
         t->dev.open_error = EACCES;
         ck_assert_int_eq(pm_device_claim(t->pm), -EACCES);
         expect_state(t, PM_STATE_ERROR, t->now + USEC_PER_SEC);
-        ck_assert_int_eq(pm_device_release(t->pm), 0);
+        ck_assert_int_eq(pm_device_release(t->pm, PM_RELEASE_OWN), 0);
         expect_state(t, PM_STATE_RELEASED, USEC_INFINITY);
 
         /* error, held: closed */
@@ -1266,7 +1266,7 @@ START_TEST(test_release_busy_and_error) {
         ck_assert_int_eq(pm_device_claim(t->pm), -EIO);
         expect_state(t, PM_STATE_ERROR, t->now + USEC_PER_SEC);
         ck_assert(t->dev.open);
-        ck_assert_int_eq(pm_device_release(t->pm), 0);
+        ck_assert_int_eq(pm_device_release(t->pm, PM_RELEASE_OWN), 0);
         ck_assert(!t->dev.open);
         expect_states(t, "busy released idle armed released error released idle error released");
         expect_log(t, "open open enter:p close open open enter:p close");
@@ -1642,7 +1642,7 @@ START_TEST(test_record_crash_held) {
         expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
         ck_assert_str_eq(t_record(t), "d3cold_allowed=1\n");
         /* Release lets go of the device, not of its sysfs: the record stays */
-        ck_assert_int_eq(pm_device_release(t->pm), 0);
+        ck_assert_int_eq(pm_device_release(t->pm, PM_RELEASE_OWN), 0);
         ck_assert_str_eq(t_record(t), "d3cold_allowed=1\n");
         ck_assert_int_eq(pm_device_claim(t->pm), 0);
 
