@@ -112,7 +112,8 @@ const char *ctl_error_text(int r, const sd_bus_error *error) {
 void ctl_device_done(CtlDevice *d) {
         char **strings[] = {
                 &d->path, &d->name, &d->vendor, &d->device_id, &d->class, &d->driver, &d->iommu_group,
-                &d->mode, &d->state, &d->power_state, &d->runtime_status, &d->last_error, &d->policy,
+                &d->mode, &d->state, &d->power_state, &d->runtime_status, &d->release_reason,
+                &d->released_by, &d->last_error, &d->policy,
         };
 
         for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
@@ -136,6 +137,8 @@ static int read_property(sd_bus_message *reply, const char *property, CtlDevice 
                 { "State", offsetof(CtlDevice, state) },
                 { "PowerState", offsetof(CtlDevice, power_state) },
                 { "RuntimeStatus", offsetof(CtlDevice, runtime_status) },
+                { "ReleaseReason", offsetof(CtlDevice, release_reason) },
+                { "ReleasedBy", offsetof(CtlDevice, released_by) },
                 { "LastError", offsetof(CtlDevice, last_error) },
                 { "Policy", offsetof(CtlDevice, policy) },
         }, counters[] = {
@@ -198,7 +201,8 @@ int ctl_device_get(sd_bus *bus, const char *path, CtlDevice *ret, sd_bus_error *
         /* A daemon that answered at all has every string property: make absent ones "". */
         char **strings[] = {
                 &d.name, &d.vendor, &d.device_id, &d.class, &d.driver, &d.iommu_group, &d.mode,
-                &d.state, &d.power_state, &d.runtime_status, &d.last_error, &d.policy,
+                &d.state, &d.power_state, &d.runtime_status, &d.release_reason, &d.released_by,
+                &d.last_error, &d.policy,
         };
         for (size_t i = 0; r >= 0 && i < sizeof(strings) / sizeof(strings[0]); i++)
                 if (!*strings[i] && !(*strings[i] = strdup("")))

@@ -49,6 +49,8 @@ typedef struct CtlDevice {
         char *state;
         char *power_state;
         char *runtime_status;
+        char *release_reason;           /* "", release, group, request, reservation */
+        char *released_by;
         char *last_error;
         char *policy;                   /* JSON */
         uint64_t wakes;

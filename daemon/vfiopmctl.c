@@ -78,6 +78,8 @@ static json_object *device_to_json(const CtlDevice *d, uint64_t uptime_usec) {
         json_object_object_add(o, "state", json_object_new_string(d->state));
         json_object_object_add(o, "power_state", json_object_new_string(d->power_state));
         json_object_object_add(o, "runtime_status", json_string_or_null(d->runtime_status));
+        json_object_object_add(o, "release_reason", json_string_or_null(d->release_reason));
+        json_object_object_add(o, "released_by", json_string_or_null(d->released_by));
         json_object_object_add(o, "wakes", json_object_new_uint64(d->wakes));
         json_object_object_add(o, "arms", json_object_new_uint64(d->arms));
         json_object_object_add(o, "low_power_usec", json_object_new_uint64(d->low_power_usec));
@@ -92,6 +94,24 @@ static json_object *device_to_json(const CtlDevice *d, uint64_t uptime_usec) {
 
 static const char *dash(const char *s) {
         return s && *s ? s : "-";
+}
+
+/* show's "Released:" line: why the device is released. */
+static const char *release_text(const CtlDevice *d) {
+        static char buf[256];
+
+        if (strcmp(d->release_reason, "release") == 0)
+                return "by its own Release";
+        if (strcmp(d->release_reason, "group") == 0)
+                (void) snprintf(buf, sizeof(buf), "with %s (its Release freed IOMMU group %s)", dash(d->released_by),
+                                dash(d->iommu_group));
+        else if (strcmp(d->release_reason, "request") == 0)
+                return "the kernel asked for it (driver unbind or removal)";
+        else if (strcmp(d->release_reason, "reservation") == 0)
+                return "reserved by a Release before it was on a VFIO driver";
+        else
+                (void) snprintf(buf, sizeof(buf), "%s", d->release_reason);
+        return buf;
 }
 
 /* ---- status ----------------------------------------------------------------------------- */
@@ -249,6 +269,8 @@ static int cmd_show(sd_bus *bus, char **args) {
                 printf("%18s: %s\n", "IOMMU group", dash(d.iommu_group));
                 printf("%18s: %s\n", "Mode", dash(d.mode));
                 printf("%18s: %s\n", "State", dash(d.state));
+                if (*d.release_reason)
+                        printf("%18s: %s\n", "Released", release_text(&d));
                 printf("%18s: %s (runtime %s)\n", "Power", dash(d.power_state), dash(d.runtime_status));
                 printf("%18s: %llu\n", "Wakes", (unsigned long long) d.wakes);
                 printf("%18s: %llu\n", "Arms", (unsigned long long) d.arms);
@@ -447,8 +469,24 @@ static int cmd_claim(sd_bus *bus, char **args) {
         return each_device(bus, args, "Claim");
 }
 
+/* Release, then say which other devices went with each: those its Release released (same IOMMU
+ * group), read back from ReleasedBy. */
 static int cmd_release(sd_bus *bus, char **args) {
-        return each_device(bus, args, "Release");
+        int ret = each_device(bus, args, "Release");
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        CtlDevice *devices = NULL;
+        size_t n = 0;
+
+        if (ret == CTL_EXIT_UNREACHABLE || ctl_devices_get(bus, &devices, &n, &error) < 0)
+                return ret;
+        for (char **a = args; *a; a++)
+                for (size_t i = 0; i < n; i++)
+                        if (strcmp(devices[i].release_reason, "group") == 0 &&
+                            strcmp(devices[i].released_by, *a) == 0)
+                                printf("%s: released with %s (IOMMU group %s)\n", devices[i].name, *a,
+                                       dash(devices[i].iommu_group));
+        ctl_devices_free(devices, n);
+        return ret;
 }
 
 static int cmd_wake(sd_bus *bus, char **args) {

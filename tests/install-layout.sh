@@ -17,6 +17,8 @@ need -x "$sbindir/vfiopmd" "daemon"
 need -x "$bindir/vfiopmctl" "CLI"
 need -x "$pkglibexecdir/vfiopmd-libvirt-hook" "libvirt hook helper"
 need -x "$libvirthookdir/vfiopmd" "libvirt hook"
+need -x "$pkglibexecdir/vfiopmd-handoff" "hand-off helper (Proxmox hookscript)"
+need -x "$pkgdatadir/proxmox-hookscript" "Proxmox hookscript"
 need -f "$policydir/00-defaults.json" "shipped defaults (SPEC §2)"
 need -d "$localpolicydir" "local policy directory"
 need -f "$dbussystemdir/org.vfiopm1.conf" "bus policy"
@@ -40,6 +42,12 @@ grep -qxF "helper=$pkglibexecdir/vfiopmd-libvirt-hook" "$D$libvirthookdir/vfiopm
 	grep -qxF 'exec "$helper" "$@"' "$D$libvirthookdir/vfiopmd" &&
 	echo "ok: the hook runs $pkglibexecdir/vfiopmd-libvirt-hook" ||
 	bad "$libvirthookdir/vfiopmd does not exec $pkglibexecdir/vfiopmd-libvirt-hook"
+# the Proxmox hookscript runs the installed hand-off helper, which answers its usage
+grep -qF "handoff=\${VFIOPMD_HANDOFF:-$pkglibexecdir/vfiopmd-handoff}" "$D$pkgdatadir/proxmox-hookscript" &&
+	echo "ok: the Proxmox hookscript runs $pkglibexecdir/vfiopmd-handoff" ||
+	bad "$pkgdatadir/proxmox-hookscript does not run $pkglibexecdir/vfiopmd-handoff"
+"$D$pkglibexecdir/vfiopmd-handoff" >/dev/null 2>&1; [ $? = 2 ] && echo "ok: vfiopmd-handoff without arguments: usage, exit 2" ||
+	bad "vfiopmd-handoff without arguments does not exit 2"
 
 if [ "$systemdsystemunitdir" != no ]; then
 	need -f "$systemdsystemunitdir/vfiopmd.service" "unit"

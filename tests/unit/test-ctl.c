@@ -239,7 +239,8 @@ START_TEST(test_status_json_schema) {
                 { "class", json_type_string, true }, { "driver", json_type_string, true },
                 { "iommu_group", json_type_int, true }, { "mode", json_type_string, false },
                 { "state", json_type_string, false }, { "power_state", json_type_string, false },
-                { "runtime_status", json_type_string, true }, { "wakes", json_type_int, false },
+                { "runtime_status", json_type_string, true }, { "release_reason", json_type_string, true },
+                { "released_by", json_type_string, true }, { "wakes", json_type_int, false },
                 { "arms", json_type_int, false }, { "low_power_usec", json_type_int, false },
                 { "low_power_percent", json_type_double, true }, { "kernel_suspended_msec", json_type_int, false },
                 { "last_wake_realtime_usec", json_type_int, true }, { "last_error", json_type_string, true },
@@ -416,6 +417,33 @@ START_TEST(test_release_claim_busy) {
         run_done(&r);
         expect_state(&h, PCI, "released");
         expect_state(&h, SIM, "released");
+        r = CTL(&h, "show", PCI);
+        ck_assert_int_eq(r.status, 0);
+        ck_assert_msg(strstr(r.out, "\n          Released: by its own Release\n"), "%s", r.out);
+        run_done(&r);
+
+        /* a device in sysfs but on no VFIO driver (the fixture's 0000:00:02.0) is reserved: it is
+         * listed as released until Claim, which forgets it */
+        r = CTL(&h, "release", "0000:00:02.0");
+        expect_run(&r, 0, "", "");
+        run_done(&r);
+        {
+                json_object *o = run_json(&h, (const char *const[]) { "vfiopmctl", "--json", "show", "0000:00:02.0", NULL });
+
+                ck_assert_str_eq(jstr(o, "state"), "released");
+                ck_assert_str_eq(jstr(o, "release_reason"), "reservation");
+                ck_assert_str_eq(jstr(o, "released_by"), "0000:00:02.0");
+                json_object_put(o);
+        }
+        r = CTL(&h, "show", "0000:00:02.0");
+        ck_assert_msg(strstr(r.out, "Released: reserved by a Release before it was on a VFIO driver\n"), "%s", r.out);
+        run_done(&r);
+        r = CTL(&h, "claim", "0000:00:02.0");
+        expect_run(&r, 0, "", "");
+        run_done(&r);
+        r = CTL(&h, "show", "0000:00:02.0");
+        expect_run(&r, 1, "", "vfiopmctl: 0000:00:02.0: No VFIO device '0000:00:02.0'\n");
+        run_done(&r);
 
         /* another process takes the group: Claim says Busy, and the device waits in busy */
         ck_assert_int_eq(harness_command(&h, 'h'), 0);
