@@ -1,5 +1,5 @@
 #!/bin/bash
-# A real libvirtd runs the qemu hooks (prepare, start, started, stopped, release) around a nested qemu that opens a vfio-pci NIC as <hostdev managed='no'>.
+# A real libvirtd runs the qemu hooks (prepare, start, started, stopped, release) around a nested qemu that opens a vfio-pci NIC as <hostdev managed='no'>, then a NIC on no driver as <hostdev managed='yes'> under a class policy (reserved, left released), then the hook waits for a restarting daemon.
 #
 # usage: libvirt-hook [DEVICE [MIB]]   (default 0000:00:02.0, a NIC guest-run bound to vfio-pci;
 #                                      the nested guest's memory, default 64)
@@ -203,8 +203,90 @@ wait_state "$dev" armed || die "$dev not armed again after the domain went"
 wait_runtime "$dev" suspended || die "$dev not suspended again after the domain went"
 say "/dev/vfio/$group after destroy: $(stat -c '%U:%G %a' "/dev/vfio/$group")"
 pass "the hook claimed $dev back at release end: armed, runtime_status $(runtime_status "$dev")"
+
+# -- managed='yes' (virsh's, virt-manager's and Nova's default): the NIC starts on no driver, a
+# class policy would hold it the moment it is on vfio-pci. libvirt runs "prepare begin" before it
+# binds the NIC to vfio-pci: the hook's Release reserves it, vfiopmd leaves it released when it
+# appears on vfio-pci, qemu opens it. (Before reservations, Release answered NoSuchDevice, vfiopmd
+# armed the NIC as soon as libvirt bound it, and qemu failed: "failed to open /dev/vfio/N: Device
+# or resource busy".)
+mdev=0000:00:03.0
+mdd=$(dev_dir "$mdev") || die "no device $mdev"
+echo >"$mdd/driver_override"
+echo "$mdev" >/sys/bus/pci/drivers/vfio-pci/unbind || die "unbinding $mdev from vfio-pci"
+[ -e "$mdd/driver" ] && die "$mdev still has a driver: $(readlink "$mdd/driver")"
+mgroup=$(basename "$(readlink "$mdd/iommu_group")")
+policy_write 60-class.json '{ "match": { "class": "0200" }, "mode": "wakeup", "rearm_delay_ms": 0 }'
+vfiopmctl reload || die "vfiopmctl reload"
+wait_state "$dev" armed || die "$dev not armed after the reload"
+[ -z "$(device_state "$mdev")" ] || die "vfiopmd lists $mdev, which is on no driver: $(device_state "$mdev")"
+say "$mdev: on no driver, iommu group $mgroup; a class 0200 policy holds every NIC on vfio-pci"
+IFS=: read -r md mb ms mf <<<"${mdev//./:}"
+sed -e "s/<name>$DOM</<name>$DOM-managed</" -e "s/managed='no'/managed='yes'/" \
+	-e "s/bus='0x$pb' slot='0x$ps' function='0x$pf'/bus='0x$mb' slot='0x$ms' function='0x$mf'/" \
+	"$WORK/$DOM.xml" >"$WORK/$DOM-managed.xml"
+grep -q "managed='yes'" "$WORK/$DOM-managed.xml" && grep -q "slot='0x$ms'" "$WORK/$DOM-managed.xml" ||
+	die "the managed domain's XML: $(cat "$WORK/$DOM-managed.xml")"
+virsh define "$WORK/$DOM-managed.xml" >/dev/null || die "virsh define (managed)"
+: >"$LOG"
+now_ms; t0=$NOW_MS
+virsh start "$DOM-managed" >"$WORK/start.out" 2>&1 || { cat "$WORK/start.out"; die "virsh start of the managed='yes' domain failed"; }
+now_ms; t_managed=$((NOW_MS - t0))
+read -r pid <"/run/libvirt/qemu/$DOM-managed.pid"
+group=$mgroup
+holds "$pid" || die "qemu (pid $pid) does not hold /dev/vfio/$mgroup"
+[ "$(virsh domstate "$DOM-managed")" = running ] || die "the managed domain is $(virsh domstate "$DOM-managed")"
+[ "$(basename "$(readlink "$mdd/driver")")" = vfio-pci ] || die "libvirt did not bind $mdev to vfio-pci"
+pass "managed='yes': the domain runs after $t_managed ms, qemu (pid $pid) holds /dev/vfio/$mgroup"
+j=$(vfiopmctl --json show "$mdev") || die "vfiopmctl show $mdev"
+[ "$(jq -r .state <<<"$j")" = released ] && [ "$(jq -r .release_reason <<<"$j")" = reservation ] &&
+	[ "$(jq -r .driver <<<"$j")" = vfio-pci ] ||
+	die "$mdev while the managed domain runs: $(jq -c '{state, release_reason, driver}' <<<"$j")"
+[ "$(log_count "^$mdev: Reserved: not on a VFIO driver")" = 1 ] || die "vfiopmd did not log the reservation of $mdev"
+pass "vfiopmd reserved $mdev at prepare begin and left it released on vfio-pci: $(jq -c '{state, release_reason, driver}' <<<"$j")"
+virsh destroy "$DOM-managed" >/dev/null || die "virsh destroy (managed)"
+virsh undefine "$DOM-managed" >/dev/null || die "virsh undefine (managed)"
+# libvirt gives the NIC back to the driver it had (none), then runs "release end": Claim drops
+# the reservation
+[ -e "$mdd/driver" ] && die "$mdev has a driver after destroy: $(readlink "$mdd/driver")"
+now_ms; end=$((NOW_MS + 5000))
+while [ -n "$(device_state "$mdev")" ]; do
+	now_ms; [ "$NOW_MS" -lt "$end" ] || die "vfiopmd still lists $mdev after the domain went: $(device_state "$mdev")"
+	sleep 0.05
+done
+[ -z "$(ls -A /run/vfiopmd/released)" ] || die "releases left in /run/vfiopmd/released: $(ls -A /run/vfiopmd/released)"
+systemctl is-active -q "$VFIOPMD_UNIT" && [ "$(device_state "$dev")" = armed ] ||
+	die "vfiopmd after the managed domain: $(systemctl is-active "$VFIOPMD_UNIT"), $dev $(device_state "$dev")"
+pass "after destroy: $mdev back on no driver, its reservation dropped at release end; vfiopmd active, $dev armed"
+sed 's/^/    /' "$LOG" | cut -d' ' -f1,3-
+
+# -- the hook while systemd restarts the daemon: it waits for it (handoff.h) instead of letting the
+# domain start against a daemon that would hold the device when it comes back
+daemon_start -p Restart=on-failure -p RestartSec=2 --bus system
+wait_state "$dev" armed || die "$dev not armed after the daemon's restart"
+kill -KILL "$(daemon_pid)"
+# systemd has seen it die: the unit waits RestartSec= in "activating (auto-restart)"
+now_ms; end=$((NOW_MS + 5000))
+until [ "$(unit_prop ActiveState)" = activating ]; do
+	now_ms; [ "$NOW_MS" -lt "$end" ] || die "the unit is $(unit_prop ActiveState)/$(unit_prop SubState) after SIGKILL"
+	sleep 0.02
+done
+now_ms; t0=$NOW_MS
+VFIOPMD_UNIT=$VFIOPMD_UNIT.service /usr/libexec/vfiopmd/vfiopmd-libvirt-hook "$DOM" prepare begin - \
+	<"$WORK/$DOM.xml" >"$WORK/hook.out" 2>&1
+rc=$?
+now_ms; took=$((NOW_MS - t0))
+sed 's/^/    /' "$WORK/hook.out"
+[ "$rc" = 0 ] || die "the hook exited $rc"
+grep -q "is activating, waiting for it" "$WORK/hook.out" && grep -q "released $dev" "$WORK/hook.out" ||
+	die "the hook did not wait for the restarting daemon and release $dev"
+[ "$(device_state "$dev")" = released ] || die "$dev is $(device_state "$dev") after the hook, not released"
+pass "hook during a restart (SIGKILL, RestartSec=2): waited, released $dev after $took ms"
+/usr/libexec/vfiopmd/vfiopmd-libvirt-hook "$DOM" release end - <"$WORK/$DOM.xml" 2>/dev/null
+wait_state "$dev" armed || die "$dev not claimed back"
+
 say "vfiopmd's view:"
-daemon_log | grep "^$dev: " | sed 's/^/    /'
+daemon_log | grep -E "^($dev|$mdev): " | sed 's/^/    /'
 daemon_stop
 "$tool" "$dev" open close >/dev/null || die "$dev cannot be opened after vfiopmd stopped"
 
