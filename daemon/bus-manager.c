@@ -13,6 +13,7 @@
 
 #include "bus-device.h"
 #include "bus-manager.h"
+#include "fileio.h"
 #include "log.h"
 #include "policy-file.h"
 
@@ -417,24 +418,11 @@ static int open_policy_dir(int root_fd, const char *dir, bool create, int *ret) 
         return 0;
 }
 
-static int write_all(int fd, const char *s, size_t n) {
-        while (n > 0) {
-                ssize_t k = write(fd, s, n);
-
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                s += k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
-
 /* Replaces filename in dir_fd with text, atomically and durably: a temporary file next to it
- * (a dot name, which the policy loader ignores), fsync, rename, fsync of the directory. */
-static int write_file_atomic(int dir_fd, const char *filename, const char *text) {
+ * (a dot name, which the policy loader ignores), fsync, rename, fsync of the directory. Unlike
+ * fileio.h's write_file_atomic() a failed fsync of the directory is an error, after the rename.
+ * TODO(issue 17): SetPolicy then reports a failure for a change in force; move to fileio's. */
+static int write_file_durable(int dir_fd, const char *filename, const char *text) {
         _cleanup_close_ int fd = -EBADF;
         char tmp[NAME_MAX + 1];
         uint64_t rnd;
@@ -553,7 +541,7 @@ static int method_set_policy(sd_bus_message *msg, void *userdata, sd_bus_error *
 
         r = open_policy_dir(manager_config(b->manager)->root_fd, dir, true, &dir_fd);
         if (r >= 0)
-                r = write_file_atomic(dir_fd, filename, text);
+                r = write_file_durable(dir_fd, filename, text);
         if (r < 0) {
                 log_device_error_errno(name, r, "Failed to write %s: %m", path);
                 return sd_bus_error_set_errnof(error, r, "Failed to write %s: %s", path, strerror(-r));

@@ -478,36 +478,19 @@ static int record_parse(const char *text, char **ret_control, char **ret_d3cold)
 
 /* Reads the device's record: 0 and both NULL when there is none. */
 static int record_read(PmDevice *d, char **ret_control, char **ret_d3cold) {
-        _cleanup_close_ int fd = -EBADF;
-        char buf[256];
-        size_t n = 0;
+        _cleanup_free_ char *text = NULL;
+        int r;
 
-        fd = openat(d->env.state_dir_fd, d->name, O_RDONLY|O_CLOEXEC|O_NOFOLLOW|O_NONBLOCK);
-        if (fd < 0) {
-                if (errno == ENOENT) {
-                        *ret_control = *ret_d3cold = NULL;
-                        return 0;
-                }
-                return -errno;
+        r = read_file_at(d->env.state_dir_fd, d->name, 254, &text);
+        if (r == -ENOENT) {
+                *ret_control = *ret_d3cold = NULL;
+                return 0;
         }
-        for (;;) {
-                ssize_t k = read(fd, buf + n, sizeof(buf) - 1 - n);
-
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        break;
-                n += (size_t) k;
-                if (n == sizeof(buf) - 1)
-                        return -EBADMSG;        /* far more than a record holds */
-        }
-        buf[n] = '\0';
-        if (strlen(buf) != n)
-                return -EBADMSG;
-        return record_parse(buf, ret_control, ret_d3cold);
+        if (r == -EFBIG)
+                return -EBADMSG;        /* far more than a record holds */
+        if (r < 0)
+                return r;
+        return record_parse(text, ret_control, ret_d3cold);
 }
 
 /* Replaces the record with text, atomically (fileio.h). */
