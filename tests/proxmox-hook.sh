@@ -63,7 +63,7 @@ run() {
 	while [[ ${1-} == *=* ]]; do envs+=("$1"); shift; done
 	: >"$calls"
 	# shellcheck disable=SC2086 # $sh: a command and its options
-	env VFIOPMD_HANDOFF="$tmp/handoff" VFIOPMD_PVE_DIR="$fixtures" VFIOPMD_SYSFS="$sysfs" \
+	env VFIOPMD_HANDOFF="$tmp/handoff" VFIOPMD_PVE_DIR="$fixtures" VFIOPMD_SYSFS="$sysfs" VFIOPMD_RUN_DIR="$tmp/run" \
 		VFIOPMD_NODE=pve1 FAKE_RC=0 ${envs[@]+"${envs[@]}"} $sh "$hook" "$@" >"$tmp/out" 2>"$tmp/err"
 	rc=$?
 	out=$(<"$tmp/out") err=$(<"$tmp/err") got=$(<"$calls")
@@ -174,6 +174,22 @@ for sh in "${shells[@]}"; do
 		"VM 110|hostpci1: mapping=nic-pve2-only\"|cannot read" \
 		"VM 110|hostpci2: mapping=vgpu,mdev=i915-GVTg_V5_4\"|cannot read" \
 		"VM 110|hostpci4: mapping=gpu\"|cannot read"
+
+	# Pending changes are applied before post-stop: what pre-start released is claimed too, once.
+	rm -rf "$tmp/pve-edit" && mkdir -p "$tmp/pve-edit/qemu-server"
+	printf 'hostpci0: 01:00.0\nhostpci1: 0000:02:00.1,pcie=1\n' >"$tmp/pve-edit/qemu-server/120.conf"
+	run VFIOPMD_PVE_DIR="$tmp/pve-edit" 120 pre-start
+	expect "edited config: release" 0 "$(argv release 0000:01:00.0 0000:02:00.1)" 0
+	printf 'hostpci0: 01:00.0\n' >"$tmp/pve-edit/qemu-server/120.conf"
+	run VFIOPMD_PVE_DIR="$tmp/pve-edit" 120 post-stop
+	expect "edited config: claim what pre-start released" 0 "$(argv claim 0000:01:00.0 0000:02:00.1)" 0
+	run VFIOPMD_PVE_DIR="$tmp/pve-edit" 120 post-stop
+	expect "edited config: the record is used once" 0 "$(argv claim 0000:01:00.0)" 0
+	run VFIOPMD_PVE_DIR="$tmp/pve-edit" 120 pre-start
+	rm "$tmp/pve-edit/qemu-server/120.conf"
+	run VFIOPMD_PVE_DIR="$tmp/pve-edit" 120 post-stop
+	expect "config gone at post-stop: the record's devices claimed" 0 "$(argv claim 0000:01:00.0)" 1 \
+		"VM 120|cannot read $tmp/pve-edit/qemu-server/120.conf"
 
 	# The built-in helper path, when it does not exist (the package removed, the snippet left).
 	if [ -n "$substituted" ]; then

@@ -210,7 +210,8 @@ pass "the hook claimed $dev back at release end: armed, runtime_status $(runtime
 # appears on vfio-pci, qemu opens it. (Before reservations, Release answered NoSuchDevice, vfiopmd
 # armed the NIC as soon as libvirt bound it, and qemu failed: "failed to open /dev/vfio/N: Device
 # or resource busy".)
-mdev=0000:00:03.0
+mdev=$(vfio_pci_devices | grep -vx "$dev" | head -n 1)
+[ -n "$mdev" ] || die "no second NIC on vfio-pci (run with --nics 2)"
 mdd=$(dev_dir "$mdev") || die "no device $mdev"
 echo >"$mdd/driver_override"
 echo "$mdev" >/sys/bus/pci/drivers/vfio-pci/unbind || die "unbinding $mdev from vfio-pci"
@@ -258,7 +259,9 @@ done
 systemctl is-active -q "$VFIOPMD_UNIT" && [ "$(device_state "$dev")" = armed ] ||
 	die "vfiopmd after the managed domain: $(systemctl is-active "$VFIOPMD_UNIT"), $dev $(device_state "$dev")"
 pass "after destroy: $mdev back on no driver, its reservation dropped at release end; vfiopmd active, $dev armed"
-sed 's/^/    /' "$LOG" | cut -d' ' -f1,3-
+while read -r ms rest; do
+	say "    +$((ms - t0)) ms: $rest"
+done <"$LOG"
 
 # -- the hook while systemd restarts the daemon: it waits for it (handoff.h) instead of letting the
 # domain start against a daemon that would hold the device when it comes back
