@@ -620,12 +620,16 @@ int manager_claim(Manager *m, const char *name, char ***ret_also) {
 
         if (!release_store_name_ok(name))
                 return -ENODEV;
-        /* who was released with it: names first, claiming may take devices out of the table */
+        /* who was released with it, and who waits in busy for the same group (an earlier Claim found
+         * it held): names first, claiming may take devices out of the table */
         lh_foreach(m->devices, e) {
                 ManagedDevice *s = lh_entry_v(e);
+                bool with = pm_device_release_reason(s->pm) == PM_RELEASE_GROUP && s->released_by &&
+                            strcmp(s->released_by, name) == 0;
+                bool waits = group_id >= 0 && s->info->iommu_group == group_id &&
+                             pm_device_state(s->pm) == PM_STATE_BUSY;
 
-                if (s != d && pm_device_release_reason(s->pm) == PM_RELEASE_GROUP && s->released_by &&
-                    strcmp(s->released_by, name) == 0 && strv_push(&group, &n_group, s->info->name) < 0) {
+                if (s != d && (with || waits) && strv_push(&group, &n_group, s->info->name) < 0) {
                         strv_free(group);
                         return -ENOMEM;
                 }

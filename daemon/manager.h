@@ -91,7 +91,8 @@ void manager_change_device(Manager *m, const char *bus, const char *name);
  *
  * Claim: ends name's release (or its reservation: a device off VFIO leaves the table; a
  * reservation of a device that is not present is dropped) and claims every device released by
- * name's Release. -ENODEV when there is nothing of that name; else pm_device_claim()'s result
+ * name's Release, and retries the devices of its group that wait in busy (an earlier Claim found
+ * the group held). -ENODEV when there is nothing of that name; else pm_device_claim()'s result
  * for name (-EBUSY: another process holds it).
  *
  * ret_also: the other devices released (claimed) with name, NULL-terminated; may be NULL. */
