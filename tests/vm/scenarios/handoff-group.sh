@@ -149,6 +149,19 @@ release_a_ms=$RELEASE_MS
 still_armed "$C"
 pass "$C (group $GC) stayed armed and suspended"
 
+# -- a daemon restart keeps them released (/run/vfiopmd/released): it must not take back a group
+# a VM may be opening
+[ "$(cat "/run/vfiopmd/released/$B")" = "reason=group
+by=$A" ] || fail "/run/vfiopmd/released/$B: '$(cat "/run/vfiopmd/released/$B" 2>&1)'"
+pid=$(daemon_pid)
+systemctl restart "$VFIOPMD_UNIT" || fail "systemctl restart $VFIOPMD_UNIT"
+[ "$(daemon_pid)" != "$pid" ] || fail "the daemon's pid did not change over the restart"
+wait_state "$C" armed || fail "$C not armed after the restart"
+[ "$(json3 "$A")" = "released release $A" ] && [ "$(json3 "$B")" = "released group $A" ] ||
+	fail "after the restart: $A '$(json3 "$A")', $B '$(json3 "$B")'"
+opens "$A" "$B"
+pass "systemctl restart: $A and $B still released (records in /run/vfiopmd/released), the group still free"
+
 # -- claim A while another process holds the group: Busy; once it closed, A and B come back
 rm -f "$W/held" "$W/go"
 "$tool" "$A" open ready="$W/held" await="$W/go/30000" close >"$W/holder.log" 2>&1 &
@@ -195,6 +208,14 @@ pass "release $C ($release_c_ms ms): prints nothing, another process opened it a
 run_rc 0 $ctl claim "$C"
 armed "$C"
 pass "claim $C: armed again"
+
+# -- the releases were kept for a restart (/run/vfiopmd/released, writable under the unit's
+# sandbox too), and nothing of them is left after the claims
+daemon_log | grep -q "Failed to record the release" && fail "a release was not recorded: $(daemon_log | grep 'Failed to record the release')"
+denied=$(sandbox_denials)
+[ -z "$denied" ] || fail "sandbox denials: $denied"
+[ -z "$(ls -A /run/vfiopmd/released)" ] || fail "releases left after the claims: $(ls -A /run/vfiopmd/released)"
+pass "every release recorded in /run/vfiopmd/released and removed by its claim; no sandbox denial ($VFIOPM_DAEMON)"
 
 # -- stop: every group free
 daemon_stop
