@@ -22,26 +22,33 @@ static bool not_ours(const sd_bus_error *error) {
         return sd_bus_error_has_names(error, BUS_ERROR_NO_SUCH_DEVICE, BUS_ERROR_NOT_HELD, BUS_ERROR_BUSY);
 }
 
-/* Whether systemd is bringing the daemon's unit up or down: its ActiveState, "" when unknown. */
-static void unit_active_state(sd_bus *bus, char *buf, size_t size) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_free_ char *state = NULL;
-        const char *unit = getenv("VFIOPMD_UNIT") ?: HANDOFF_UNIT_DEFAULT, *path;
+/* Whether systemd is bringing the daemon's unit up or down: ActiveState activating, deactivating
+ * or reloading, or a job queued for it (between the stop and the start of "systemctl restart" the
+ * unit reads inactive, its start job waiting). state: what to tell the user. */
+static bool unit_in_transition(sd_bus *bus, char *state, size_t size) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL, *job = NULL;
+        _cleanup_free_ char *active = NULL;
+        const char *unit = getenv("VFIOPMD_UNIT") ?: HANDOFF_UNIT_DEFAULT, *path, *job_path;
+        uint32_t job_id = 0;
 
-        buf[0] = '\0';
+        (void) snprintf(state, size, "not running");
         if (sd_bus_call_method(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
                                "org.freedesktop.systemd1.Manager", "GetUnit", NULL, &reply, "s", unit) < 0 ||
             sd_bus_message_read(reply, "o", &path) < 0)
-                return;         /* not loaded: nothing is starting it */
+                return false;   /* not loaded: nothing is starting it */
         if (sd_bus_get_property_string(bus, "org.freedesktop.systemd1", path, "org.freedesktop.systemd1.Unit",
-                                       "ActiveState", NULL, &state) < 0)
-                return;
-        (void) snprintf(buf, size, "%s", state);
-}
-
-static bool unit_in_transition(const char *state) {
-        return strcmp(state, "activating") == 0 || strcmp(state, "deactivating") == 0 ||
-               strcmp(state, "reloading") == 0;
+                                       "ActiveState", NULL, &active) < 0)
+                return false;
+        (void) snprintf(state, size, "%s", active);
+        if (strcmp(active, "activating") == 0 || strcmp(active, "deactivating") == 0 ||
+            strcmp(active, "reloading") == 0)
+                return true;
+        if (sd_bus_get_property(bus, "org.freedesktop.systemd1", path, "org.freedesktop.systemd1.Unit", "Job",
+                                NULL, &job, "(uo)") < 0 ||
+            sd_bus_message_read(job, "(uo)", &job_id, &job_path) < 0 || job_id == 0)
+                return false;
+        (void) snprintf(state, size, "%s with a job queued", active);
+        return true;
 }
 
 static void sleep_usec(uint64_t usec) {
@@ -79,7 +86,7 @@ int handoff_run(HandoffOp op, char *const *names, size_t n, const char *program,
                 for (;;) {
                         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
                         uint64_t now = handoff_now_usec(), started = now;
-                        char state[32];
+                        char state[64];
 
                         if (now >= deadline_usec) {
                                 fprintf(stderr, "%s: %s: out of time before %s; left as it is\n", program, subject, name);
@@ -110,8 +117,7 @@ int handoff_run(HandoffOp op, char *const *names, size_t n, const char *program,
                                 break;
                         }
                         /* no daemon: is systemd bringing one (back) up? */
-                        unit_active_state(bus, state, sizeof(state));
-                        if (!unit_in_transition(state)) {
+                        if (!unit_in_transition(bus, state, sizeof(state))) {
                                 fprintf(stderr, "%s: %s: %s; nothing %s\n", program, subject,
                                         ctl_error_text(r, &error), verb);
                                 return failed && op == HANDOFF_RELEASE ? 1 : 0;

@@ -11,7 +11,8 @@
  *   NoSuchDevice, NotHeld, Busy      not the daemon's to give: nothing to do
  *   unreachable (no org.vfiopm1)     if systemd is starting, stopping or restarting the daemon's
  *                                    unit (ActiveState activating, deactivating or reloading,
- *                                    auto-restart included), wait for it, polling every 100 ms:
+ *                                    auto-restart included, or a job queued for it), wait for it,
+ *                                    polling every 100 ms:
  *                                    the daemon that comes up would hold the device the VMM is
  *                                    about to open. Else (not running, failed, no systemd) nothing
  *                                    holds anything: nothing to do. At the deadline: give up,

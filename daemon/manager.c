@@ -14,6 +14,7 @@
 #include "macro.h"
 #include "manager.h"
 #include "release-store.h"
+#include "strv.h"
 #include "sysfs.h"
 #include "udev-monitor.h"
 
@@ -358,6 +359,12 @@ static void device_refresh(Manager *m, ManagedDevice *d) {
         SWAP_PTR(d->info, fresh);
 }
 
+/* Released by a Release (its own, a group sibling's, a reservation): what the release directory
+ * keeps and Claim ends; not a kernel request. */
+static bool released_by_release(PmRelease why) {
+        return why == PM_RELEASE_OWN || why == PM_RELEASE_GROUP || why == PM_RELEASE_RESERVATION;
+}
+
 /* The release of d as release-store.h keeps it (or forgets it when d is not released by a
  * Release). A failure costs only the restart case: said, and ignored. */
 static void release_sync(Manager *m, ManagedDevice *d) {
@@ -366,7 +373,7 @@ static void release_sync(Manager *m, ManagedDevice *d) {
 
         if (m->release_dir_fd < 0)
                 return;
-        if (why == PM_RELEASE_OWN || why == PM_RELEASE_GROUP || why == PM_RELEASE_RESERVATION)
+        if (released_by_release(why))
                 r = release_store_save(m->release_dir_fd, d->info->name, why, d->released_by ?: d->info->name);
         else
                 r = release_store_forget(m->release_dir_fd, d->info->name);
@@ -410,6 +417,26 @@ static void release_adopt(Manager *m, ManagedDevice *d) {
                         pm_release_to_string(why), by);
 }
 
+/* A device off VFIO with a record in the release directory: in the table, released as it was. */
+static int device_add_released(Manager *m, const char *bus, const char *name) {
+        ManagedDevice *d;
+        int r;
+
+        r = device_new(m, bus, name, &d);
+        if (r < 0)
+                return r;
+        if (m->hooks.device_added)
+                m->hooks.device_added(m->hooks.userdata, d);
+        release_adopt(m, d);
+        return device_apply_policy(m, d);
+}
+
+static bool release_recorded(Manager *m, const char *name) {
+        PmRelease why;
+
+        return m->release_dir_fd >= 0 && release_store_load(m->release_dir_fd, name, &why, NULL) >= 0;
+}
+
 int manager_add_device(Manager *m, const char *bus, const char *name) {
         ManagedDevice *d = manager_find_device(m, name);
         int r;
@@ -448,10 +475,9 @@ static void device_forget(Manager *m, ManagedDevice *d) {
 /* Whether d stays in the table off its VFIO driver: released by a Release (the caller's Claim
  * will end it), and still in sysfs. */
 static bool device_keep_released(Manager *m, ManagedDevice *d) {
-        PmRelease why = pm_device_release_reason(d->pm);
         const char *bus;
 
-        if (why != PM_RELEASE_OWN && why != PM_RELEASE_GROUP && why != PM_RELEASE_RESERVATION)
+        if (!released_by_release(pm_device_release_reason(d->pm)))
                 return false;
         return device_find_bus(m->config.sysfs_fd, d->info->name, &bus) >= 0;
 }
@@ -492,29 +518,11 @@ void manager_change_device(Manager *m, const char *bus, const char *name) {
                 (void) pm_device_claim(d->pm);
         else if (!d && bus && device_is_vfio(m->config.sysfs_fd, bus, name))
                 (void) manager_add_device(m, bus, name);
+        else if (!d && bus && release_recorded(m, name) && device_find_bus(m->config.sysfs_fd, name, &bus) >= 0)
+                (void) device_add_released(m, bus, name);       /* a released device is back */
 }
 
 /* ---- hand-off: Release and Claim of IOMMU groups ---------------------------------------- */
-
-static int strv_push(char ***list, size_t *n, const char *s) {
-        char **a = realloc(*list, (*n + 2) * sizeof(*a));
-
-        if (!a)
-                return -ENOMEM;
-        *list = a;
-        a[*n] = strdup(s);
-        if (!a[*n])
-                return -ENOMEM;
-        a[++*n] = NULL;
-        return 0;
-}
-
-static char **strv_free(char **l) {
-        for (char **p = l; p && *p; p++)
-                free(*p);
-        free(l);
-        return NULL;
-}
 
 static void log_siblings(const char *name, const char *verb, char **also, int group) {
         for (char **p = also; p && *p; p++)
@@ -553,9 +561,12 @@ int manager_release(Manager *m, const char *name, char ***ret_also) {
                         return -ENOMEM;
                 own = pm_device_release(d->pm, d->on_vfio ? PM_RELEASE_OWN : PM_RELEASE_RESERVATION);
         }
-        if (own >= 0)
+        if (own >= 0) {
                 release_sync(m, d);
-        else if (own != -ENOTCONN)
+                hook_device_changed(m, d);      /* released already: only the reason may have moved */
+        } else if (own == -ENOTCONN)
+                (void) set_released_by(d, NULL);
+        else
                 return own;
 
         /* vfio group opens are exclusive: what the caller needs free is the whole group */
@@ -571,15 +582,18 @@ int manager_release(Manager *m, const char *name, char ***ret_also) {
                         r = set_released_by(s, name);
                         if (r >= 0)
                                 r = pm_device_release(s->pm, PM_RELEASE_GROUP);
-                        if (r == -ENOTCONN)
+                        if (r == -ENOTCONN) {
+                                (void) set_released_by(s, NULL);
                                 continue;       /* not held, not wanted */
-                        if (r >= 0)
+                        }
+                        if (r >= 0) {
+                                release_sync(m, s);
                                 r = strv_push(&also, &n, s->info->name);
+                        }
                         if (r < 0) {
                                 strv_free(also);
                                 return r;
                         }
-                        release_sync(m, s);
                 }
         }
         log_siblings(name, "Released", also, d->info->iommu_group);
@@ -611,12 +625,37 @@ static int device_claim(Manager *m, ManagedDevice *d) {
         return r;
 }
 
+/* The records of devices released with name that are not in the table (gone from sysfs, or not
+ * present when the daemon started): Claim ends their release too, else they would come back
+ * released with nothing left to claim them. */
+static unsigned release_forget_absent(Manager *m, const char *name) {
+        _cleanup_(strv_freep) char **names = NULL;
+        unsigned n = 0;
+
+        if (m->release_dir_fd < 0 || release_store_list(m->release_dir_fd, &names) < 0)
+                return 0;
+        for (char **p = names; *p; p++) {
+                _cleanup_free_ char *by = NULL;
+                PmRelease why;
+
+                if (!manager_find_device(m, *p) &&
+                    release_store_load(m->release_dir_fd, *p, &why, &by) >= 0 &&
+                    why == PM_RELEASE_GROUP && strcmp(by, name) == 0) {
+                        (void) release_store_forget(m->release_dir_fd, *p);
+                        log_device_info(*p, "Not present; its release with %s ends", name);
+                        n++;
+                }
+        }
+        return n;
+}
+
 int manager_claim(Manager *m, const char *name, char ***ret_also) {
         ManagedDevice *d = manager_find_device(m, name);
         char **also = NULL, **group = NULL;
         size_t n = 0, n_group = 0;
         struct lh_entry *e;
         int group_id = d ? d->info->iommu_group : -1, r = 0, k;
+        unsigned absent;
 
         if (!release_store_name_ok(name))
                 return -ENODEV;
@@ -634,14 +673,17 @@ int manager_claim(Manager *m, const char *name, char ***ret_also) {
                         return -ENOMEM;
                 }
         }
+        absent = release_forget_absent(m, name);
         if (d)
                 r = device_claim(m, d);
-        else if (m->release_dir_fd >= 0 && release_store_load(m->release_dir_fd, name, &(PmRelease) {0}, NULL) >= 0) {
+        else if (release_recorded(m, name)) {
                 /* reserved, and never seen since: the reservation goes */
                 (void) release_store_forget(m->release_dir_fd, name);
                 log_device_info(name, "Reservation dropped: the device is not present");
-        } else if (n_group == 0)
+        } else if (n_group == 0 && absent == 0) {
+                strv_free(group);
                 return -ENODEV;
+        }
 
         for (size_t i = 0; i < n_group; i++) {
                 ManagedDevice *s = manager_find_device(m, group[i]);
@@ -853,7 +895,6 @@ void manager_load_releases(Manager *m) {
                 return;
         }
         for (char **p = names; *p; p++) {
-                ManagedDevice *d;
                 const char *bus;
 
                 if (manager_find_device(m, *p))
@@ -862,12 +903,7 @@ void manager_load_releases(Manager *m) {
                         log_device_debug(*p, "Released, and not present: kept until Claim");
                         continue;
                 }
-                if (device_new(m, bus, *p, &d) < 0)
-                        continue;
-                if (m->hooks.device_added)
-                        m->hooks.device_added(m->hooks.userdata, d);
-                release_adopt(m, d);
-                (void) device_apply_policy(m, d);
+                (void) device_add_released(m, bus, *p);
         }
         strv_free(names);
 }
@@ -952,7 +988,7 @@ PmDevice *managed_device_pm(const ManagedDevice *d) {
 }
 
 const char *managed_device_released_by(const ManagedDevice *d) {
-        return pm_device_release_reason(d->pm) == PM_RELEASE_NONE ? NULL : d->released_by;
+        return released_by_release(pm_device_release_reason(d->pm)) ? d->released_by : NULL;
 }
 
 bool managed_device_on_vfio(const ManagedDevice *d) {

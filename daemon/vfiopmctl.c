@@ -20,6 +20,7 @@
 #include "bus-manager.h"
 #include "ctl-client.h"
 #include "policy-file.h"
+#include "strv.h"
 
 #define DEFAULT_TIMEOUT_USEC (25ULL * 1000000)
 
@@ -119,12 +120,6 @@ static const char *release_text(const CtlDevice *d) {
 static int get_policy_errors(sd_bus *bus, char ***ret, sd_bus_error *error) {
         return sd_bus_get_property_strv(bus, BUS_NAME, BUS_MANAGER_PATH, BUS_MANAGER_INTERFACE, "PolicyErrors",
                                         error, ret);
-}
-
-static void strv_free(char **l) {
-        for (char **p = l; p && *p; p++)
-                free(*p);
-        free(l);
 }
 
 static int cmd_status(sd_bus *bus, char **args) {

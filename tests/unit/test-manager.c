@@ -460,6 +460,109 @@ START_TEST(test_bad_records_are_ignored) {
 }
 END_TEST
 
+/* What review found: each of these failed before its fix (seen with a scratch copy of this suite). */
+
+static unsigned changed_count;
+static char changed_last[64];
+
+static void count_changed(void *userdata, ManagedDevice *d) {
+        changed_count++;
+        (void) snprintf(changed_last, sizeof(changed_last), "%s", managed_device_info(d)->name);
+}
+
+START_TEST(test_release_reason_change_is_announced) {
+        T t;
+
+        t_setup(&t);
+        ck_assert_int_eq(manager_add_device(t.m, "pci", PCI), 0);
+        ck_assert_int_eq(manager_add_device(t.m, "pci", PCI2), 0);
+        manager_set_hooks(t.m, &(ManagerHooks) { .device_changed = count_changed });
+        ck_assert_int_eq(manager_release(t.m, PCI, NULL), 0);
+        expect_state(&t, PCI2, "released", "group", PCI);
+        /* libvirt releases the domain's second device of the group: no state moves, the reason does */
+        changed_count = 0;
+        ck_assert_int_eq(manager_release(t.m, PCI2, NULL), 0);
+        expect_state(&t, PCI2, "released", "release", PCI2);
+        ck_assert_uint_ge(changed_count, 1);
+        ck_assert_str_eq(changed_last, PCI2);
+        expect_record(&t, PCI2, "reason=release\nby=" PCI2 "\n");
+        manager_set_hooks(t.m, NULL);
+        t_teardown(&t);
+}
+END_TEST
+
+START_TEST(test_released_by_is_a_releases_only) {
+        T t;
+
+        t_setup(&t);
+        t_policy(&t, "{ \"mode\": \"kernel\" }");
+        ck_assert_int_eq(manager_add_device(t.m, "pci", PCI), 0);
+        ck_assert_int_eq(manager_add_device(t.m, "pci", PCI2), 0);
+        ck_assert_int_eq(manager_release(t.m, PCI, NULL), -ENOTCONN);
+        /* held later, then the kernel asks for it: a request, released by no Release */
+        t_policy(&t, "{ \"mode\": \"wakeup\" }");
+        expect_state(&t, PCI, "armed", "", NULL);
+        ck_assert_int_eq(fake_kernel_request(t.k, PCI), 0);
+        ck_assert_int_eq(pm_device_handle_request(pm_of(&t, PCI)), 0);
+        expect_state(&t, PCI, "released", "request", NULL);
+        t_teardown(&t);
+}
+END_TEST
+
+START_TEST(test_claim_ends_the_release_of_an_absent_sibling) {
+        T t;
+        char **also = NULL;
+
+        t_setup(&t);
+        ck_assert_int_eq(manager_add_device(t.m, "pci", PCI), 0);
+        ck_assert_int_eq(manager_add_device(t.m, "pci", PCI2), 0);
+        ck_assert_int_eq(manager_release(t.m, PCI, NULL), 0);
+        /* the sibling is unplugged while released: out of the table, its record kept */
+        ck_assert_int_eq(unlinkat(t.sysfs->fd, "bus/pci/devices/" PCI2, 0), 0);
+        manager_remove_device(t.m, PCI2);
+        ck_assert_ptr_null(manager_find_device(t.m, PCI2));
+        expect_record(&t, PCI2, "reason=group\nby=" PCI "\n");
+        ck_assert_int_eq(manager_claim(t.m, PCI, &also), 0);
+        expect_list(also, "");
+        expect_record(&t, PCI2, "");
+        /* back: held as any device, nothing keeps it released */
+        ck_assert_int_eq(symlinkat("../../../devices/pci0000:00/" PCI2, t.sysfs->fd, "bus/pci/devices/" PCI2), 0);
+        ck_assert_int_eq(manager_add_device(t.m, "pci", PCI2), 0);
+        expect_state(&t, PCI2, "armed", "", NULL);
+
+        /* only a sibling's record, and the claimed name absent too: still ends it */
+        ck_assert_int_eq(manager_release(t.m, PCI2, NULL), 0);
+        ck_assert_int_eq(unlinkat(t.sysfs->fd, "bus/pci/devices/" PCI, 0), 0);
+        ck_assert_int_eq(unlinkat(t.sysfs->fd, "bus/pci/devices/" PCI2, 0), 0);
+        manager_remove_device(t.m, PCI);
+        manager_remove_device(t.m, PCI2);
+        ck_assert_int_eq(manager_claim(t.m, PCI2, NULL), 0);
+        expect_record(&t, PCI, "");
+        expect_record(&t, PCI2, "");
+        ck_assert_int_eq(manager_claim(t.m, PCI2, NULL), -ENODEV);
+        t_teardown(&t);
+}
+END_TEST
+
+START_TEST(test_reservation_listed_again_after_a_replug) {
+        T t;
+
+        t_setup(&t);
+        ck_assert_int_eq(manager_release(t.m, FREE, NULL), 0);
+        ck_assert_int_eq(unlinkat(t.sysfs->fd, "bus/pci/devices/" FREE, 0), 0);
+        manager_change_device(t.m, "pci", FREE);
+        ck_assert_ptr_null(manager_find_device(t.m, FREE));
+        /* it comes back on no driver: listed, released, as reserved */
+        ck_assert_int_eq(symlinkat("../../../devices/pci0000:00/" FREE, t.sysfs->fd, "bus/pci/devices/" FREE), 0);
+        manager_change_device(t.m, "pci", FREE);
+        expect_state(&t, FREE, "released", "reservation", FREE);
+        ck_assert_int_eq(manager_claim(t.m, FREE, NULL), 0);
+        ck_assert_ptr_null(manager_find_device(t.m, FREE));
+        expect_record(&t, FREE, "");
+        t_teardown(&t);
+}
+END_TEST
+
 Suite *manager_suite(void) {
         Suite *s = suite_create("manager");
         TCase *tc = tcase_create("handoff");
@@ -470,6 +573,10 @@ Suite *manager_suite(void) {
         tcase_add_test(tc, test_reservation_of_a_device_that_goes);
         tcase_add_test(tc, test_releases_survive_a_restart);
         tcase_add_test(tc, test_bad_records_are_ignored);
+        tcase_add_test(tc, test_release_reason_change_is_announced);
+        tcase_add_test(tc, test_released_by_is_a_releases_only);
+        tcase_add_test(tc, test_claim_ends_the_release_of_an_absent_sibling);
+        tcase_add_test(tc, test_reservation_listed_again_after_a_replug);
         suite_add_tcase(s, tc);
         return s;
 }
