@@ -287,6 +287,23 @@ grep -q "is activating, waiting for it" "$WORK/hook.out" && grep -q "released $d
 pass "hook during a restart (SIGKILL, RestartSec=2): waited, released $dev after $took ms"
 /usr/libexec/vfiopmd/vfiopmd-libvirt-hook "$DOM" release end - <"$WORK/$DOM.xml" 2>/dev/null
 wait_state "$dev" armed || die "$dev not claimed back"
+# systemctl restart (an upgrade's): whether the Release reaches the old daemon, waits through the
+# stop-to-start gap or reaches the new one, the device ends up released and stays so
+systemctl restart --no-block "$VFIOPMD_UNIT"
+VFIOPMD_UNIT=$VFIOPMD_UNIT.service /usr/libexec/vfiopmd/vfiopmd-libvirt-hook "$DOM" prepare begin - \
+	<"$WORK/$DOM.xml" >"$WORK/hook.out" 2>&1 || die "the hook during systemctl restart exited $?: $(cat "$WORK/hook.out")"
+sed 's/^/    /' "$WORK/hook.out"
+grep -q "released $dev" "$WORK/hook.out" || die "the hook during systemctl restart did not release $dev"
+now_ms; end=$((NOW_MS + 20000))
+until [ "$(unit_prop ActiveState)" = active ] && [ -z "$(unit_prop Job)" ]; do
+	now_ms; [ "$NOW_MS" -lt "$end" ] || die "$VFIOPMD_UNIT not back after the restart: $(unit_prop ActiveState)"
+	sleep 0.1
+done
+[ "$(device_state "$dev")" = released ] || die "$dev is $(device_state "$dev") after the restart, not released"
+"$tool" "$dev" open close >/dev/null || die "$dev cannot be opened after the hook and the restart"
+pass "hook during systemctl restart: $dev released, still released and free once the daemon is back"
+/usr/libexec/vfiopmd/vfiopmd-libvirt-hook "$DOM" release end - <"$WORK/$DOM.xml" 2>/dev/null
+wait_state "$dev" armed || die "$dev not claimed back after the restart"
 
 say "vfiopmd's view:"
 daemon_log | grep -E "^($dev|$mdev): " | sed 's/^/    /'
