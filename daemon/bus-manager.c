@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -418,47 +417,6 @@ static int open_policy_dir(int root_fd, const char *dir, bool create, int *ret) 
         return 0;
 }
 
-/* Replaces filename in dir_fd with text, atomically and durably: a temporary file next to it
- * (a dot name, which the policy loader ignores), fsync, rename, fsync of the directory. Unlike
- * fileio.h's write_file_atomic() a failed fsync of the directory is an error, after the rename.
- * TODO(issue 17): SetPolicy then reports a failure for a change in force; move to fileio's. */
-static int write_file_durable(int dir_fd, const char *filename, const char *text) {
-        _cleanup_close_ int fd = -EBADF;
-        char tmp[NAME_MAX + 1];
-        uint64_t rnd;
-        int r;
-
-        for (int attempt = 0;; attempt++) {
-                if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t) sizeof(rnd))
-                        rnd = now_monotonic() ^ ((uint64_t) getpid() << 32);
-                if (snprintf(tmp, sizeof(tmp), ".#%.200s.%016llx", filename, (unsigned long long) rnd) >= (int) sizeof(tmp))
-                        return -ENAMETOOLONG;
-                fd = openat(dir_fd, tmp, O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC|O_NOFOLLOW, 0644);
-                if (fd >= 0)
-                        break;
-                if (errno != EEXIST || attempt >= 16)
-                        return -errno;
-        }
-
-        /* fchmod: the umask must not decide whether others may read the policy */
-        r = write_all(fd, text, strlen(text));
-        if (r >= 0 && fchmod(fd, 0644) < 0)
-                r = -errno;
-        if (r >= 0 && fsync(fd) < 0)
-                r = -errno;
-        if (r >= 0 && close(TAKE_FD(fd)) < 0)
-                r = -errno;
-        if (r >= 0 && renameat(dir_fd, tmp, dir_fd, filename) < 0)
-                r = -errno;
-        if (r < 0) {
-                (void) unlinkat(dir_fd, tmp, 0);
-                return r;
-        }
-        if (fsync(dir_fd) < 0)
-                return -errno;
-        return 0;
-}
-
 /* The file's text for name: rule_json validated as a rule object, with match.device = name,
  * validated again as written. */
 static int policy_text(const char *path, const char *name, const char *rule_json, char **ret,
@@ -541,7 +499,8 @@ static int method_set_policy(sd_bus_message *msg, void *userdata, sd_bus_error *
 
         r = open_policy_dir(manager_config(b->manager)->root_fd, dir, true, &dir_fd);
         if (r >= 0)
-                r = write_file_durable(dir_fd, filename, text);
+                /* TODO(issue 17): SetPolicy then fails for a change in force; drop the flag */
+                r = write_file_atomic(dir_fd, filename, text, WRITE_FILE_DIR_SYNC_FAILS);
         if (r < 0) {
                 log_device_error_errno(name, r, "Failed to write %s: %m", path);
                 return sd_bus_error_set_errnof(error, r, "Failed to write %s: %s", path, strerror(-r));

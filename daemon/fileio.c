@@ -30,7 +30,7 @@ int write_all(int fd, const void *buf, size_t n) {
         return 0;
 }
 
-int write_file_atomic(int dir_fd, const char *name, const char *text) {
+int write_file_atomic(int dir_fd, const char *name, const char *text, WriteFileFlags flags) {
         _cleanup_close_ int fd = -EBADF;
         char tmp[NAME_MAX + 1];
         int r;
@@ -66,7 +66,8 @@ int write_file_atomic(int dir_fd, const char *name, const char *text) {
                 (void) unlinkat(dir_fd, tmp, 0);
                 return r;
         }
-        (void) fsync(dir_fd);
+        if (fsync(dir_fd) < 0 && (flags & WRITE_FILE_DIR_SYNC_FAILS))
+                return -errno;
         return 0;
 }
 

@@ -495,7 +495,7 @@ static int record_read(PmDevice *d, char **ret_control, char **ret_d3cold) {
 
 /* Replaces the record with text, atomically (fileio.h). */
 static int record_write(PmDevice *d, const char *text) {
-        return write_file_atomic(d->env.state_dir_fd, d->name, text);
+        return write_file_atomic(d->env.state_dir_fd, d->name, text, 0);
 }
 
 /* Makes the record hold the originals of the attributes that differ from them now, and of
