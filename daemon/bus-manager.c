@@ -15,6 +15,7 @@
 #include "fileio.h"
 #include "log.h"
 #include "policy-file.h"
+#include "time-util.h"
 
 struct BusManager {
         Manager *manager;
@@ -30,13 +31,6 @@ struct BusManager {
 /* ---- the connection in the loop --------------------------------------------------------- */
 
 static void on_bus_io(evutil_socket_t fd, short what, void *userdata);
-
-static usec_t now_monotonic(void) {
-        struct timespec ts;
-
-        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (usec_t) ts.tv_sec * USEC_PER_SEC + (usec_t) ts.tv_nsec / 1000;
-}
 
 /* After every round of sd_bus_process() and every message sent from outside it: watch the fd for
  * what sd-bus waits on, and keep a timer only while it has a deadline. */
@@ -70,13 +64,10 @@ static void bus_rearm(BusManager *b) {
         if (sd_bus_get_timeout(b->bus, &timeout) < 0 || timeout == UINT64_MAX) {
                 (void) evtimer_del(b->timer);
         } else {
-                usec_t now = now_monotonic(), rel = timeout > now ? timeout - now : 0;
-                struct timeval tv = {
-                        .tv_sec = (time_t) (rel / USEC_PER_SEC),
-                        .tv_usec = (suseconds_t) (rel % USEC_PER_SEC),
-                };
+                usec_t n = now(CLOCK_MONOTONIC);
+                struct timeval tv;
 
-                if (evtimer_add(b->timer, &tv) < 0)
+                if (evtimer_add(b->timer, timeval_store(&tv, timeout > n ? timeout - n : 0)) < 0)
                         log_error("Failed to arm the D-Bus timer");
         }
 }
@@ -384,39 +375,6 @@ static int policy_target(BusManager *b, const char *name, bool runtime, const ch
         return 0;
 }
 
-/* Opens the absolute directory dir below root_fd, creating what is missing (0755) if create. */
-static int open_policy_dir(int root_fd, const char *dir, bool create, int *ret) {
-        _cleanup_free_ char *rel = NULL;
-        int fd;
-
-        while (*dir == '/')
-                dir++;
-        rel = strdup(*dir ? dir : ".");
-        if (!rel)
-                return -ENOMEM;
-
-        fd = openat(root_fd, rel, O_RDONLY|O_DIRECTORY|O_CLOEXEC);
-        if (fd < 0 && errno == ENOENT && create) {
-                for (char *p = rel;; p++) {
-                        if (*p != '/' && *p != '\0')
-                                continue;
-                        char c = *p;
-
-                        *p = '\0';
-                        if (mkdirat(root_fd, rel, 0755) < 0 && errno != EEXIST)
-                                return -errno;
-                        *p = c;
-                        if (c == '\0')
-                                break;
-                }
-                fd = openat(root_fd, rel, O_RDONLY|O_DIRECTORY|O_CLOEXEC);
-        }
-        if (fd < 0)
-                return -errno;
-        *ret = fd;
-        return 0;
-}
-
 /* The file's text for name: rule_json validated as a rule object, with match.device = name,
  * validated again as written. */
 static int policy_text(const char *path, const char *name, const char *rule_json, char **ret,
@@ -497,7 +455,7 @@ static int method_set_policy(sd_bus_message *msg, void *userdata, sd_bus_error *
         if (r < 0)
                 return r;
 
-        r = open_policy_dir(manager_config(b->manager)->root_fd, dir, true, &dir_fd);
+        r = open_dir_at(manager_config(b->manager)->root_fd, dir, true, &dir_fd);
         if (r >= 0)
                 /* TODO(issue 17): SetPolicy then fails for a change in force; drop the flag */
                 r = write_file_atomic(dir_fd, filename, text, WRITE_FILE_DIR_SYNC_FAILS);
@@ -530,7 +488,7 @@ static int method_reset_policy(sd_bus_message *msg, void *userdata, sd_bus_error
         if (r < 0)
                 return r;
 
-        r = open_policy_dir(manager_config(b->manager)->root_fd, dir, false, &dir_fd);
+        r = open_dir_at(manager_config(b->manager)->root_fd, dir, false, &dir_fd);
         if (r >= 0) {
                 if (unlinkat(dir_fd, filename, 0) >= 0) {
                         log_device_info(name, "Removed %s/%s, asked over D-Bus; reloading", dir, filename);

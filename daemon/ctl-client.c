@@ -10,6 +10,7 @@
 #include "bus-device.h"
 #include "bus-manager.h"
 #include "ctl-client.h"
+#include "time-util.h"
 
 int ctl_bus_open(uint64_t timeout_usec, sd_bus **ret) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
@@ -284,7 +285,7 @@ int ctl_daemon_uptime(sd_bus *bus, uint64_t *ret) {
         char path[64], buf[1024], *p;
         unsigned long long start_ticks;
         struct timespec ts;
-        uint64_t start, now;
+        usec_t start, up;
         long hz;
         pid_t pid;
         int r;
@@ -313,8 +314,8 @@ int ctl_daemon_uptime(sd_bus *bus, uint64_t *ret) {
                 return -EIO;
         if (clock_gettime(CLOCK_BOOTTIME, &ts) < 0)
                 return -errno;
-        start = (uint64_t) start_ticks * 1000000 / (uint64_t) hz;
-        now = (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-        *ret = now > start ? now - start : 0;
+        start = (usec_t) start_ticks * USEC_PER_SEC / (usec_t) hz;
+        up = timespec_load(&ts);
+        *ret = up > start ? up - start : 0;
         return 0;
 }

@@ -71,25 +71,26 @@ int write_file_atomic(int dir_fd, const char *name, const char *text, WriteFileF
         return 0;
 }
 
-int read_file_at(int dir_fd, const char *name, size_t max, char **ret) {
-        _cleanup_close_ int fd = -EBADF;
+int read_full_fd(int fd, size_t max, size_t size_hint, char **ret, size_t *ret_size) {
         _cleanup_free_ char *buf = NULL;
-        struct stat st;
-        size_t n = 0;
+        size_t n = 0, size = (size_hint < max ? size_hint : max) + 1;
 
-        fd = openat(dir_fd, name, O_RDONLY|O_CLOEXEC|O_NOFOLLOW|O_NONBLOCK);
-        if (fd < 0)
-                return -errno;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (!S_ISREG(st.st_mode))
-                return -EBADMSG;
-        buf = malloc(max + 1);
+        buf = malloc(size + 1);
         if (!buf)
                 return -ENOMEM;
         for (;;) {
-                ssize_t k = read(fd, buf + n, max + 1 - n);
+                ssize_t k;
 
+                if (n == size) {
+                        if (n > max)
+                                return -EFBIG;
+                        size = size > (max + 1) / 2 ? max + 1 : size * 2;
+                        char *p = realloc(buf, size + 1);
+                        if (!p)
+                                return -ENOMEM;
+                        buf = p;
+                }
+                k = read(fd, buf + n, size - n);
                 if (k < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -98,12 +99,64 @@ int read_file_at(int dir_fd, const char *name, size_t max, char **ret) {
                 if (k == 0)
                         break;
                 n += (size_t) k;
-                if (n > max)
-                        return -EFBIG;
         }
         buf[n] = '\0';
-        if (strlen(buf) != n)
+        *ret = TAKE_PTR(buf);
+        *ret_size = n;
+        return 0;
+}
+
+int read_file_at(int dir_fd, const char *name, size_t max, char **ret) {
+        _cleanup_close_ int fd = -EBADF;
+        _cleanup_free_ char *buf = NULL;
+        struct stat st;
+        size_t n;
+        int r;
+
+        fd = openat(dir_fd, name, O_RDONLY|O_CLOEXEC|O_NOFOLLOW|O_NONBLOCK);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EBADMSG;
+        r = read_full_fd(fd, max, (size_t) st.st_size, &buf, &n);
+        if (r < 0)
+                return r;
+        if (memchr(buf, '\0', n))
                 return -EBADMSG;
         *ret = TAKE_PTR(buf);
+        return 0;
+}
+
+int open_dir_at(int root_fd, const char *path, bool create, int *ret) {
+        _cleanup_free_ char *rel = NULL;
+        int fd;
+
+        while (*path == '/')
+                path++;
+        rel = strdup(*path ? path : ".");
+        if (!rel)
+                return -ENOMEM;
+
+        fd = openat(root_fd, rel, O_RDONLY|O_DIRECTORY|O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT && create) {
+                for (char *p = rel;; p++) {
+                        char c = *p;
+
+                        if (c != '/' && c != '\0')
+                                continue;
+                        *p = '\0';
+                        if (mkdirat(root_fd, rel, 0755) < 0 && errno != EEXIST)
+                                return -errno;
+                        *p = c;
+                        if (c == '\0')
+                                break;
+                }
+                fd = openat(root_fd, rel, O_RDONLY|O_DIRECTORY|O_CLOEXEC);
+        }
+        if (fd < 0)
+                return -errno;
+        *ret = fd;
         return 0;
 }

@@ -35,5 +35,5 @@ int main(int argc, char *argv[]) {
         (void) sigaction(SIGALRM, &sa, NULL);
         (void) alarm(HANDOFF_TIMEOUT_SEC + 1);
         return handoff_run(op, argv + 2, (size_t) (argc - 2), program, subject,
-                           handoff_now_usec() + HANDOFF_TIMEOUT_SEC * 1000000ULL);
+                           now(CLOCK_MONOTONIC) + HANDOFF_TIMEOUT_SEC * USEC_PER_SEC);
 }

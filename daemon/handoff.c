@@ -8,14 +8,7 @@
 #include "ctl-client.h"
 #include "handoff.h"
 
-#define WAIT_STEP_USEC (100 * 1000ULL)
-
-uint64_t handoff_now_usec(void) {
-        struct timespec ts;
-
-        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-}
+#define WAIT_STEP_USEC (100 * USEC_PER_MSEC)
 
 /* What the daemon may answer that means "not holding it": nothing to do. */
 static bool not_ours(const sd_bus_error *error) {
@@ -73,7 +66,7 @@ static void say_group(sd_bus *bus, HandoffOp op, const char *name, const char *p
 }
 
 int handoff_run(HandoffOp op, char *const *names, size_t n, const char *program, const char *subject,
-                uint64_t deadline_usec) {
+                usec_t deadline_usec) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         const char *member = op == HANDOFF_RELEASE ? "Release" : "Claim";
         const char *verb = op == HANDOFF_RELEASE ? "released" : "claimed";
@@ -85,22 +78,22 @@ int handoff_run(HandoffOp op, char *const *names, size_t n, const char *program,
 
                 for (;;) {
                         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-                        uint64_t now = handoff_now_usec(), started = now;
+                        usec_t t = now(CLOCK_MONOTONIC), started = t;
                         char state[64];
 
-                        if (now >= deadline_usec) {
+                        if (t >= deadline_usec) {
                                 fprintf(stderr, "%s: %s: out of time before %s; left as it is\n", program, subject, name);
                                 return failed && op == HANDOFF_RELEASE ? 1 : 0;
                         }
                         if (!bus) {
-                                r = ctl_bus_open(deadline_usec - now, &bus);
+                                r = ctl_bus_open(deadline_usec - t, &bus);
                                 if (r < 0) {
                                         fprintf(stderr, "%s: %s: cannot reach the system bus (%s); nothing %s\n",
                                                 program, subject, strerror(-r), verb);
                                         return 0;
                                 }
                         } else
-                                (void) sd_bus_set_method_call_timeout(bus, deadline_usec - now);
+                                (void) sd_bus_set_method_call_timeout(bus, deadline_usec - t);
 
                         r = ctl_call(bus, &error, NULL, member, "s", name);
                         if (r >= 0) {
@@ -125,10 +118,10 @@ int handoff_run(HandoffOp op, char *const *names, size_t n, const char *program,
                         if (!waited)
                                 fprintf(stderr, "%s: %s: vfiopmd is %s, waiting for it\n", program, subject, state);
                         waited = true;
-                        now = handoff_now_usec();
-                        if (now - started < WAIT_STEP_USEC)
-                                sleep_usec(deadline_usec - now < WAIT_STEP_USEC ? deadline_usec - now :
-                                           WAIT_STEP_USEC - (now - started));
+                        t = now(CLOCK_MONOTONIC);
+                        if (t - started < WAIT_STEP_USEC)
+                                sleep_usec(deadline_usec - t < WAIT_STEP_USEC ? deadline_usec - t :
+                                           WAIT_STEP_USEC - (t - started));
                 }
         }
         return failed && op == HANDOFF_RELEASE ? 1 : 0;

@@ -26,6 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "time-util.h"
+
 /* The bound of every hook run: a daemon restart under systemd (stop, RestartSec=, start) fits. */
 #define HANDOFF_TIMEOUT_SEC 10
 
@@ -39,7 +41,5 @@ typedef enum HandoffOp {
 
 /* names: n device names. deadline_usec: CLOCK_MONOTONIC. Returns the exit status (0 or 1). */
 int handoff_run(HandoffOp op, char *const *names, size_t n, const char *program, const char *subject,
-                uint64_t deadline_usec);
+                usec_t deadline_usec);
 
-/* CLOCK_MONOTONIC in µs. */
-uint64_t handoff_now_usec(void);

@@ -101,7 +101,7 @@ int main(int argc, char *argv[]) {
 
         (void) sigaction(SIGALRM, &sa, NULL);
         (void) alarm(HANDOFF_TIMEOUT_SEC + 1);
-        deadline = handoff_now_usec() + HANDOFF_TIMEOUT_SEC * 1000000ULL;
+        deadline = now(CLOCK_MONOTONIC) + HANDOFF_TIMEOUT_SEC * USEC_PER_SEC;
 
         r = read_input(&input, &size);
         if (r < 0) {

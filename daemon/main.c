@@ -15,6 +15,7 @@
 #include "log.h"
 #include "manager.h"
 #include "policy-file.h"
+#include "strv.h"
 #include "udev-monitor.h"
 
 typedef enum BusKind {
@@ -215,7 +216,7 @@ static int open_dir(const char *path) {
 }
 
 int main(int argc, char *argv[]) {
-        _cleanup_(policy_dirs_freep) char **dirs = NULL;
+        _cleanup_(strv_freep) char **dirs = NULL;
         _cleanup_close_ int root_fd = -EBADF, sysfs_fd = -EBADF, dev_fd = -EBADF;
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(manager_freep) Manager *m = NULL;

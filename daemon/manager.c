@@ -10,12 +10,14 @@
 #include <time.h>
 
 #include "device.h"
+#include "fileio.h"
 #include "log.h"
 #include "macro.h"
 #include "manager.h"
 #include "release-store.h"
 #include "strv.h"
 #include "sysfs.h"
+#include "time-util.h"
 #include "udev-monitor.h"
 
 struct ManagedDevice {
@@ -53,28 +55,16 @@ struct Manager {
         bool record_warned;             /* a record could not be written: said once */
 };
 
-static usec_t now_clock(clockid_t id) {
-        struct timespec ts;
-
-        (void) clock_gettime(id, &ts);
-        return (usec_t) ts.tv_sec * USEC_PER_SEC + (usec_t) ts.tv_nsec / 1000;
-}
-
 static usec_t env_now(void *userdata) {
-        return now_clock(CLOCK_MONOTONIC);
+        return now(CLOCK_MONOTONIC);
 }
 
 static usec_t env_now_realtime(void *userdata) {
-        return now_clock(CLOCK_REALTIME);
+        return now(CLOCK_REALTIME);
 }
 
 static ManagedDevice *device_of(Manager *m, PmDevice *pm) {
         return manager_find_device(m, pm_device_name(pm));
-}
-
-static void timeval_from_usec(struct timeval *tv, usec_t u) {
-        tv->tv_sec = (time_t) (u / USEC_PER_SEC);
-        tv->tv_usec = (suseconds_t) (u % USEC_PER_SEC);
 }
 
 static void env_deadline_changed(void *userdata, PmDevice *pm) {
@@ -90,7 +80,7 @@ static void env_deadline_changed(void *userdata, PmDevice *pm) {
                 return;
         }
         now = env_now(NULL);
-        timeval_from_usec(&tv, deadline > now ? deadline - now : 0);
+        timeval_store(&tv, deadline > now ? deadline - now : 0);
         if (evtimer_add(d->timer, &tv) < 0)
                 log_device_error(pm_device_name(pm), "Failed to arm the timer");
 }
@@ -156,7 +146,7 @@ static void power_follow_schedule(ManagedDevice *d) {
                 return;
         }
         prev = d->power_step > 0 ? POWER_FOLLOW_MS[d->power_step - 1] : 0;
-        timeval_from_usec(&tv, (usec_t) (POWER_FOLLOW_MS[d->power_step] - prev) * USEC_PER_MSEC);
+        timeval_store(&tv, (usec_t) (POWER_FOLLOW_MS[d->power_step] - prev) * USEC_PER_MSEC);
         if (evtimer_add(d->power_follow, &tv) < 0)
                 log_device_debug(d->info->name, "Failed to arm the power follow-up timer");
 }
@@ -232,41 +222,6 @@ static void env_record_failed(void *userdata, PmDevice *pm, const char *what, in
                                  "Failed to %s the record of the original sysfs values, keeping them in memory "
                                  "only (a daemon restarted after a crash would not put them back), ignoring: %m",
                                  what);
-}
-
-/* Opens the absolute directory dir below root_fd, creating what is missing (0755). */
-static int open_state_dir(int root_fd, const char *dir, int *ret) {
-        _cleanup_free_ char *rel = NULL;
-        int fd;
-
-        while (*dir == '/')
-                dir++;
-        if (!*dir)
-                return -EINVAL;
-        rel = strdup(dir);
-        if (!rel)
-                return -ENOMEM;
-
-        fd = openat(root_fd, rel, O_RDONLY|O_DIRECTORY|O_CLOEXEC);
-        if (fd < 0 && errno == ENOENT) {
-                for (char *p = rel;; p++) {
-                        char c = *p;
-
-                        if (c != '/' && c != '\0')
-                                continue;
-                        *p = '\0';
-                        if (*rel && mkdirat(root_fd, rel, 0755) < 0 && errno != EEXIST)
-                                return -errno;
-                        *p = c;
-                        if (c == '\0')
-                                break;
-                }
-                fd = openat(root_fd, rel, O_RDONLY|O_DIRECTORY|O_CLOEXEC);
-        }
-        if (fd < 0)
-                return -errno;
-        *ret = fd;
-        return 0;
 }
 
 static int device_apply_policy(Manager *m, ManagedDevice *d) {
@@ -789,7 +744,7 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
         if (r < 0)
                 return r;
 
-        r = open_state_dir(config->root_fd, config->state_dir ?: MANAGER_STATE_DIR_DEFAULT, &m->state_dir_fd);
+        r = open_dir_at(config->root_fd, config->state_dir ?: MANAGER_STATE_DIR_DEFAULT, true, &m->state_dir_fd);
         if (r < 0) {
                 m->state_dir_fd = -EBADF;
                 m->record_warned = true;
@@ -798,7 +753,7 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
                                   "ignoring: %m", config->state_dir ?: MANAGER_STATE_DIR_DEFAULT);
         }
 
-        r = open_state_dir(config->root_fd, config->release_dir ?: MANAGER_RELEASE_DIR_DEFAULT, &m->release_dir_fd);
+        r = open_dir_at(config->root_fd, config->release_dir ?: MANAGER_RELEASE_DIR_DEFAULT, true, &m->release_dir_fd);
         if (r < 0) {
                 m->release_dir_fd = -EBADF;
                 log_warning_errno(r, "Failed to open the release directory %s, a restarted daemon will not know "
@@ -928,7 +883,7 @@ int manager_start(Manager *m) {
         if (sd_watchdog_enabled(false, &watchdog_usec) > 0) {
                 struct timeval tv;
 
-                timeval_from_usec(&tv, watchdog_usec / 2);
+                timeval_store(&tv, watchdog_usec / 2);
                 m->watchdog = event_new(m->base, -1, EV_PERSIST, on_watchdog, m);
                 if (!m->watchdog || event_add(m->watchdog, &tv) < 0)
                         return log_error_errno(-ENOMEM, "Failed to start the watchdog timer: %m");

@@ -41,12 +41,9 @@
 
 #include "cleanup.h"
 #include "policy.h"
+#include "time-util.h"
 #include "vfio.h"
 
-typedef uint64_t usec_t;
-#define USEC_INFINITY ((usec_t) UINT64_MAX)
-#define USEC_PER_MSEC UINT64_C(1000)
-#define USEC_PER_SEC UINT64_C(1000000)
 
 /* Error backoff: 1 s after the first failure, doubled after each failed retry, at most 60 s;
  * back to 1 s once an operation succeeds. */

@@ -12,9 +12,12 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "fileio.h"
+#include "macro.h"
 #include "policy-file.h"
+#include "strv.h"
+#include "utf8.h"
 
-#define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Values and keys quoted in messages are cut after this many bytes of JSON text. */
 #define QUOTE_MAX 40
@@ -44,24 +47,6 @@ static int errorf(char **reterr, int r, const char *fmt, ...) {
         return r;
 }
 
-/* Line and column (both from 1, the column in code points) of a byte offset in valid UTF-8. */
-static void text_position(const char *text, size_t offset, unsigned *ret_line, unsigned *ret_column) {
-        unsigned line = 1, column = 1;
-
-        for (size_t i = 0; i < offset; i++) {
-                unsigned char c = (unsigned char) text[i];
-
-                if (c == '\n') {
-                        line++;
-                        column = 1;
-                } else if ((c & 0xc0) != 0x80)
-                        column++;
-        }
-
-        *ret_line = line;
-        *ret_column = column;
-}
-
 static int errorf_at(char **reterr, int r, const char *path, const char *text, size_t offset,
                      const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 static int errorf_at(char **reterr, int r, const char *path, const char *text, size_t offset,
@@ -80,57 +65,8 @@ static int errorf_at(char **reterr, int r, const char *path, const char *text, s
         if (k < 0)
                 return -ENOMEM;
 
-        text_position(text, offset, &line, &column);
+        utf8_position(text, offset, &line, &column);
         return errorf(reterr, r, "%s:%u:%u: %s", path, line, column, reason);
-}
-
-/* The offset of the first byte that is not valid UTF-8 (RFC 3629: no overlong forms, no
- * surrogates, nothing past U+10FFFF) or is NUL, or len if there is none. */
-static size_t text_invalid_offset(const char *text, size_t len) {
-        const unsigned char *s = (const unsigned char *) text;
-        size_t i = 0;
-
-        while (i < len) {
-                unsigned char c = s[i], lo = 0x80, hi = 0xbf;
-                size_t n;
-
-                if (c == 0)
-                        return i;
-                if (c < 0x80) {
-                        i++;
-                        continue;
-                }
-
-                if (c >= 0xc2 && c <= 0xdf)
-                        n = 1;
-                else if (c == 0xe0) {
-                        n = 2;
-                        lo = 0xa0;
-                } else if (c == 0xed) {
-                        n = 2;
-                        hi = 0x9f;
-                } else if (c >= 0xe1 && c <= 0xef)
-                        n = 2;
-                else if (c == 0xf0) {
-                        n = 3;
-                        lo = 0x90;
-                } else if (c >= 0xf1 && c <= 0xf3)
-                        n = 3;
-                else if (c == 0xf4) {
-                        n = 3;
-                        hi = 0x8f;
-                } else
-                        return i;
-
-                if (len - i <= n || s[i + 1] < lo || s[i + 1] > hi)
-                        return i;
-                for (size_t k = 2; k <= n; k++)
-                        if ((s[i + k] & 0xc0) != 0x80)
-                                return i;
-                i += n + 1;
-        }
-
-        return len;
 }
 
 /* JSON text of a value for messages, cut after QUOTE_MAX bytes at a character boundary. */
@@ -665,7 +601,7 @@ int policy_file_parse(const char *path, const char *text, size_t len, PolicyFile
                               path, POLICY_FILE_SIZE_MAX);
 
         /* json-c stops at a NUL byte and checks UTF-8 only where asked: check first, and say where. */
-        off = text_invalid_offset(text, len);
+        off = utf8_invalid_offset(text, len);
         if (off < len)
                 return errorf_at(reterr_message, -EILSEQ, path, text, off,
                                  text[off] == '\0' ? "NUL byte" : "invalid UTF-8");
@@ -736,45 +672,6 @@ int policy_file_parse(const char *path, const char *text, size_t len, PolicyFile
         return 0;
 }
 
-static int read_capped(int fd, size_t size_hint, char **ret, size_t *ret_len) {
-        _cleanup_free_ char *buf = NULL;
-        size_t n = 0, size;
-
-        /* One byte past the limit tells "too large" from "exactly full". */
-        size = (size_hint < POLICY_FILE_SIZE_MAX ? size_hint : POLICY_FILE_SIZE_MAX) + 1;
-        buf = malloc(size);
-        if (!buf)
-                return -ENOMEM;
-
-        for (;;) {
-                ssize_t k;
-
-                if (n == size) {
-                        if (size > POLICY_FILE_SIZE_MAX)
-                                break;
-                        size = size * 2 > POLICY_FILE_SIZE_MAX + 1 ? POLICY_FILE_SIZE_MAX + 1 : size * 2;
-                        char *p = realloc(buf, size);
-                        if (!p)
-                                return -ENOMEM;
-                        buf = p;
-                }
-
-                k = read(fd, buf + n, size - n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        break;
-                n += (size_t) k;
-        }
-
-        *ret = TAKE_PTR(buf);
-        *ret_len = n;
-        return 0;
-}
-
 int policy_file_load_at(int dirfd, const char *name, const char *path, PolicyFile **ret,
                         char **reterr_message) {
         _cleanup_close_ int fd = -EBADF;
@@ -817,26 +714,20 @@ int policy_file_load_at(int dirfd, const char *name, const char *path, PolicyFil
                 return errorf(reterr_message, -EFBIG, "%s: file is larger than 1 MiB (%d bytes)",
                               path, POLICY_FILE_SIZE_MAX);
 
-        r = read_capped(fd, (size_t) st.st_size, &text, &len);
+        r = read_full_fd(fd, POLICY_FILE_SIZE_MAX, (size_t) st.st_size, &text, &len);
         if (r == -ENOMEM)
                 return r;
+        if (r == -EFBIG)        /* it grew after fstat() */
+                return errorf(reterr_message, -EFBIG, "%s: file is larger than 1 MiB (%d bytes)",
+                              path, POLICY_FILE_SIZE_MAX);
         if (r < 0)
                 return errorf(reterr_message, r, "%s: cannot read: %s", path, strerror(-r));
 
         return policy_file_parse(path, text, len, ret, reterr_message);
 }
 
-char **policy_dirs_free(char **dirs) {
-        if (!dirs)
-                return NULL;
-        for (char **d = dirs; *d; d++)
-                free(*d);
-        free(dirs);
-        return NULL;
-}
-
 int policy_dirs_from_string(const char *s, char ***ret) {
-        _cleanup_(policy_dirs_freep) char **dirs = NULL;
+        _cleanup_(strv_freep) char **dirs = NULL;
         size_t n = 0;
 
         if (!s || !ret)
@@ -917,7 +808,7 @@ PolicySet *policy_set_free(PolicySet *set) {
 
         entries_free(set->entries, set->n_entries);
         free(set->files);
-        policy_dirs_free(set->errors);
+        strv_free(set->errors);
         free(set);
         return NULL;
 }
@@ -948,7 +839,7 @@ static void load_state_done(LoadState *s) {
         for (size_t i = 0; i < s->n_candidates; i++)
                 free(s->candidates[i].name);
         free(s->candidates);
-        policy_dirs_free(s->errors);
+        strv_free(s->errors);
         entries_free(s->entries, s->n_entries);
 }
 
@@ -1155,7 +1046,7 @@ static void policy_set_commit(PolicySet *set, LoadState *s, PolicyFile **files, 
         set->files = files;
         set->n_files = n_files;
 
-        policy_dirs_free(set->errors);
+        strv_free(set->errors);
         set->errors = TAKE_PTR(s->errors);
         set->n_errors = s->n_errors;
         s->n_errors = 0;

@@ -56,8 +56,6 @@ int policy_file_load_at(int dirfd, const char *name, const char *path, PolicyFil
  * must be absolute (a relative one gives -EINVAL: make it absolute first); trailing slashes are
  * dropped; "" gives an empty list, an empty element ("A::B") -EINVAL. */
 int policy_dirs_from_string(const char *s, char ***ret);
-char **policy_dirs_free(char **dirs);
-DEFINE_TRIVIAL_CLEANUP_FUNC(char **, policy_dirs_free)
 
 /* What one file name contributes, after masking. */
 typedef struct PolicySetEntry {

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "fileio.h"
 #include "sysfs.h"
 
 static int path_check(const char *path) {
@@ -71,9 +72,8 @@ int sysfs_open_dir(int dirfd, const char *path, int *ret_fd) {
 
 int sysfs_read_attr(int dirfd, const char *path, char **ret) {
         _cleanup_close_ int fd = -EBADF;
-        char buf[SYSFS_ATTR_MAX + 1];
-        size_t n = 0;
-        char *s;
+        _cleanup_free_ char *buf = NULL;
+        size_t n;
         int r;
 
         r = path_check(path);
@@ -84,32 +84,17 @@ int sysfs_read_attr(int dirfd, const char *path, char **ret) {
         if (fd < 0)
                 return -errno;
 
-        /* sysfs hands out the whole attribute in the first read(); loop anyway for plain files.
-         * Asking for one byte more than the limit tells "exactly full" from "too big". */
-        for (;;) {
-                ssize_t k = read(fd, buf + n, sizeof(buf) - n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        break;
-                n += (size_t) k;
-                if (n > SYSFS_ATTR_MAX)
-                        return -EFBIG;
-        }
-
+        /* sysfs hands out the whole attribute in the first read(); read_full_fd() loops anyway,
+         * for plain files. */
+        r = read_full_fd(fd, SYSFS_ATTR_MAX, SYSFS_ATTR_MAX, &buf, &n);
+        if (r < 0)
+                return r;
         if (memchr(buf, '\0', n))
                 return -EBADMSG;
         if (n > 0 && buf[n - 1] == '\n')
-                n--;
+                buf[n - 1] = '\0';
 
-        s = strndup(buf, n);
-        if (!s)
-                return -ENOMEM;
-
-        *ret = s;
+        *ret = TAKE_PTR(buf);
         return 0;
 }
 

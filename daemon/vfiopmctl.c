@@ -21,6 +21,7 @@
 #include "ctl-client.h"
 #include "policy-file.h"
 #include "strv.h"
+#include "time-util.h"
 
 #define DEFAULT_TIMEOUT_USEC (25ULL * 1000000)
 
@@ -520,23 +521,16 @@ static void on_stop_signal(int sig) {
         monitor_stop = 1;
 }
 
-static uint64_t now_realtime_usec(void) {
-        struct timespec ts;
-
-        (void) clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
-}
-
 /* One event line: "2026-11-24 10:00:01.123456 NAME EVENT KEY=VALUE…", or its JSON object
  * {"time_realtime_usec":…, "event":…, "name":…|null, "properties":{…}}. props is an object of
  * strings (or a string array for policy_errors), borrowed. */
 static void monitor_print(const char *event, const char *name, json_object *props) {
-        uint64_t now = now_realtime_usec();
+        usec_t t_usec = now(CLOCK_REALTIME);
 
         if (arg_json) {
                 json_object *o = json_object_new_object();
 
-                json_object_object_add(o, "time_realtime_usec", json_object_new_uint64(now));
+                json_object_object_add(o, "time_realtime_usec", json_object_new_uint64(t_usec));
                 json_object_object_add(o, "event", json_object_new_string(event));
                 json_object_object_add(o, "name", json_string_or_null(name));
                 json_object_object_add(o, "properties", props ? json_object_get(props) : json_object_new_object());
@@ -544,12 +538,12 @@ static void monitor_print(const char *event, const char *name, json_object *prop
                 json_object_put(o);
         } else {
                 char stamp[32];
-                time_t t = (time_t) (now / 1000000);
+                time_t t = (time_t) (t_usec / USEC_PER_SEC);
                 struct tm tm;
 
                 if (!localtime_r(&t, &tm) || strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm) == 0)
                         stamp[0] = 0;
-                printf("%s.%06llu %s %s", stamp, (unsigned long long) (now % 1000000), name ?: "-", event);
+                printf("%s.%06llu %s %s", stamp, (unsigned long long) (t_usec % USEC_PER_SEC), name ?: "-", event);
                 if (props) {
                         json_object_object_foreach(props, key, value) {
                                 /* arrays (PolicyErrors) as compact JSON: one line per event */
@@ -801,7 +795,7 @@ static int check_dirs(char **dirs, json_object *files, int *errors) {
 /* check [DIR|FILE…]: directories are loaded together, as the daemon would with --policy-dirs
  * (masking across them included); a file is validated on its own. */
 static int cmd_check(sd_bus *bus, char **args) {
-        _cleanup_(policy_dirs_freep) char **dirs = NULL;
+        _cleanup_(strv_freep) char **dirs = NULL;
         _cleanup_free_ char *cwd = NULL;
         json_object *files;
         size_t n_dirs = 0, n_args = 0;

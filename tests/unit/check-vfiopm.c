@@ -9,13 +9,17 @@ static Suite *(*const suites[])(void) = {
         ctl_suite,
         device_suite,
         domain_xml_suite,
+        fileio_suite,
         log_suite,
         manager_suite,
         pm_suite,
         policy_suite,
         policy_file_suite,
+        strv_suite,
         sysfs_suite,
+        time_util_suite,
         udev_monitor_suite,
+        utf8_suite,
         vfio_suite,
 };
 

@@ -14,6 +14,7 @@
 #include "policy-file.h"
 #include "policy.h"
 #include "policy-helpers.h"
+#include "strv.h"
 #include "suites.h"
 
 /* Policy files: parsing, the corpus of bad files (tests/fixtures/policy/bad: each NAME.json
@@ -565,7 +566,7 @@ START_TEST(test_bad_generated) {
 END_TEST
 
 START_TEST(test_dirs_from_string) {
-        _cleanup_(policy_dirs_freep) char **def = NULL, **none = NULL, **slash = NULL;
+        _cleanup_(strv_freep) char **def = NULL, **none = NULL, **slash = NULL;
         char **dirs = (char **) 0x1;
 
         ck_assert_int_eq(policy_dirs_from_string(POLICY_DIRS_DEFAULT, &def), 0);
@@ -589,13 +590,13 @@ START_TEST(test_dirs_from_string) {
         ck_assert_int_eq(policy_dirs_from_string("/a:relative", &dirs), -EINVAL);
         ck_assert_int_eq(policy_dirs_from_string(NULL, &dirs), -EINVAL);
         ck_assert_ptr_eq(dirs, (char **) 0x1);
-        ck_assert_ptr_null(policy_dirs_free(NULL));
+        ck_assert_ptr_null(strv_free(NULL));
 }
 END_TEST
 
 START_TEST(test_tree) {
         _cleanup_(policy_set_freep) PolicySet *set = set_new();
-        _cleanup_(policy_dirs_freep) char **dirs = default_dirs();
+        _cleanup_(strv_freep) char **dirs = default_dirs();
         _cleanup_(effective_policy_freep) EffectivePolicy *g = NULL, *n = NULL, *s = NULL;
         _cleanup_close_ int root = -EBADF;
         _cleanup_free_ char *json = NULL;
@@ -678,7 +679,7 @@ END_TEST
 
 START_TEST(test_missing_dirs) {
         _cleanup_(policy_set_freep) PolicySet *set = set_new();
-        _cleanup_(policy_dirs_freep) char **dirs = default_dirs();
+        _cleanup_(strv_freep) char **dirs = default_dirs();
         _cleanup_(fixture_tmp_freep) FixtureTmp *t = NULL;
         _cleanup_(effective_policy_freep) EffectivePolicy *p = NULL;
         char *relative[] = { (char *) "/etc/vfiopmd/policy.d", (char *) "etc", NULL };
@@ -723,7 +724,7 @@ static int reload(PolicySet *set, int rootfd, char **dirs) {
 START_TEST(test_reload) {
         _cleanup_(fixture_tmp_freep) FixtureTmp *t = NULL;
         _cleanup_(policy_set_freep) PolicySet *set = set_new();
-        _cleanup_(policy_dirs_freep) char **dirs = default_dirs();
+        _cleanup_(strv_freep) char **dirs = default_dirs();
         EffectivePolicy *p;
         const PolicySetEntry *e;
 
@@ -837,7 +838,7 @@ END_TEST
 START_TEST(test_dir_unreadable) {
         _cleanup_(fixture_tmp_freep) FixtureTmp *t = NULL;
         _cleanup_(policy_set_freep) PolicySet *set = set_new();
-        _cleanup_(policy_dirs_freep) char **dirs = default_dirs();
+        _cleanup_(strv_freep) char **dirs = default_dirs();
         EffectivePolicy *p;
         const PolicySetEntry *e;
 
