@@ -1,20 +1,13 @@
 #include <errno.h>
-#include <fcntl.h>
-#include <json-c/json.h>
-#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "bus-device.h"
 #include "bus-manager.h"
-#include "fileio.h"
 #include "log.h"
-#include "policy-file.h"
+#include "policy-store.h"
 #include "time-util.h"
 
 struct BusManager {
@@ -346,94 +339,19 @@ static int method_reload(sd_bus_message *msg, void *userdata, sd_bus_error *erro
 
 /* ---- SetPolicy, ResetPolicy ------------------------------------------------------------- */
 
-/* Where the file for name goes: the directory (absolute, as configured) and the file's name. */
-static int policy_target(BusManager *b, const char *name, bool runtime, const char **ret_dir, char **ret_filename,
-                         sd_bus_error *error) {
-        char **dirs = manager_config(b->manager)->policy_dirs;
-        size_t n = 0, len = strlen(name);
-        char *filename;
-
-        if (len == 0 || name[0] == '.' || strchr(name, '/') ||
-            len + strlen(BUS_POLICY_FILE_PREFIX BUS_POLICY_FILE_SUFFIX) > NAME_MAX)
-                return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS, "'%s' cannot name a policy file", name);
-        for (const char *p = name; *p; p++)
-                if ((unsigned char) *p < 0x20 || *p == 0x7f)
-                        return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-                                                 "A device name with control characters cannot name a policy file");
-
-        while (dirs && dirs[n])
-                n++;
-        if (n < (runtime ? 1u : 2u))
-                return sd_bus_error_setf(error, SD_BUS_ERROR_NOT_SUPPORTED,
-                                         "No %s policy directory: the daemon reads %zu", runtime ? "runtime" :
-                                         "persistent", n);
-
-        if (asprintf(&filename, BUS_POLICY_FILE_PREFIX "%s" BUS_POLICY_FILE_SUFFIX, name) < 0)
-                return -ENOMEM;
-        *ret_dir = dirs[runtime ? n - 1 : n - 2];
-        *ret_filename = filename;
-        return 0;
-}
-
-/* The file's text for name: rule_json validated as a rule object, with match.device = name,
- * validated again as written. */
-static int policy_text(const char *path, const char *name, const char *rule_json, char **ret,
-                       sd_bus_error *error) {
-        _cleanup_free_ char *message = NULL;
-        json_object *rule = NULL, *match = NULL, *device = NULL;
-        char *text = NULL;
-        int r;
-
-        r = policy_file_parse(path, rule_json, strlen(rule_json), NULL, &message);
+/* policy-store.h's errors: -EINVAL a name that cannot name a file, -EOPNOTSUPP no such directory. */
+static int target_error(int r, const char *message, sd_bus_error *error) {
         if (r == -ENOMEM)
                 return r;
-        if (r < 0)
-                return sd_bus_error_set(error, BUS_ERROR_INVALID_POLICY, message ?: "invalid");
-
-        rule = json_tokener_parse(rule_json);
-        if (!json_object_is_type(rule, json_type_object)) {
-                json_object_put(rule);
-                return sd_bus_error_setf(error, BUS_ERROR_INVALID_POLICY, "%s: expected one rule object", path);
-        }
-        if (!json_object_object_get_ex(rule, "match", &match)) {
-                match = json_object_new_object();
-                if (!match || json_object_object_add(rule, "match", match) < 0) {
-                        json_object_put(match);
-                        json_object_put(rule);
-                        return -ENOMEM;
-                }
-        }
-        device = json_object_new_string(name);
-        if (!device || json_object_object_add(match, "device", device) < 0) {
-                json_object_put(device);
-                json_object_put(rule);
-                return -ENOMEM;
-        }
-        if (asprintf(&text, "%s\n", json_object_to_json_string_ext(rule, JSON_C_TO_STRING_PRETTY |
-                                                                     JSON_C_TO_STRING_NOSLASHESCAPE)) < 0)
-                text = NULL;
-        json_object_put(rule);
-        if (!text)
-                return -ENOMEM;
-
-        free(message);
-        message = NULL;
-        r = policy_file_parse(path, text, strlen(text), NULL, &message);
-        if (r < 0) {
-                free(text);
-                if (r == -ENOMEM)
-                        return r;
-                return sd_bus_error_set(error, BUS_ERROR_INVALID_POLICY, message ?: "invalid");
-        }
-        *ret = text;
-        return 0;
+        return sd_bus_error_set(error, r == -EOPNOTSUPP ? SD_BUS_ERROR_NOT_SUPPORTED : SD_BUS_ERROR_INVALID_ARGS,
+                                message);
 }
 
 static int method_set_policy(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         BusManager *b = userdata;
-        _cleanup_free_ char *filename = NULL, *path = NULL, *text = NULL;
-        _cleanup_close_ int dir_fd = -EBADF;
-        const char *name, *rule_json, *dir;
+        _cleanup_(policy_store_target_done) PolicyStoreTarget target = {};
+        _cleanup_free_ char *text = NULL, *message = NULL;
+        const char *name, *rule_json;
         ManagedDevice *d = NULL;
         int runtime, r;
 
@@ -446,24 +364,18 @@ static int method_set_policy(sd_bus_message *msg, void *userdata, sd_bus_error *
         r = find_device(b, name, &d, error);
         if (r < 0)
                 return r;
-        r = policy_target(b, name, runtime, &dir, &filename, error);
+        r = policy_store_target(manager_config(b->manager)->policy_dirs, name, runtime, &target, &message);
         if (r < 0)
+                return target_error(r, message, error);
+        r = policy_store_text(target.path, name, rule_json, &text, &message);
+        if (r == -ENOMEM)
                 return r;
-        if (asprintf(&path, "%s/%s", dir, filename) < 0)
-                return -ENOMEM;
-        r = policy_text(path, name, rule_json, &text, error);
         if (r < 0)
-                return r;
-
-        r = open_dir_at(manager_config(b->manager)->root_fd, dir, true, &dir_fd);
-        if (r >= 0)
-                /* TODO(issue 17): SetPolicy then fails for a change in force; drop the flag */
-                r = write_file_atomic(dir_fd, filename, text, WRITE_FILE_DIR_SYNC_FAILS);
-        if (r < 0) {
-                log_device_error_errno(name, r, "Failed to write %s: %m", path);
-                return sd_bus_error_set_errnof(error, r, "Failed to write %s: %s", path, strerror(-r));
-        }
-        log_device_info(name, "Wrote %s, asked over D-Bus; reloading", path);
+                return sd_bus_error_set(error, BUS_ERROR_INVALID_POLICY, message ?: "invalid");
+        r = policy_store_write(manager_config(b->manager)->root_fd, &target, text, &message);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "%s", message ?: strerror(-r));
+        log_device_info(name, "Wrote %s, asked over D-Bus; reloading", target.path);
 
         r = reload(b, error);
         if (r < 0)
@@ -473,9 +385,9 @@ static int method_set_policy(sd_bus_message *msg, void *userdata, sd_bus_error *
 
 static int method_reset_policy(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         BusManager *b = userdata;
-        _cleanup_free_ char *filename = NULL;
-        _cleanup_close_ int dir_fd = -EBADF;
-        const char *name, *dir;
+        _cleanup_(policy_store_target_done) PolicyStoreTarget target = {};
+        _cleanup_free_ char *message = NULL;
+        const char *name;
         int runtime, r;
 
         r = check_root(msg, error);
@@ -484,24 +396,14 @@ static int method_reset_policy(sd_bus_message *msg, void *userdata, sd_bus_error
         r = sd_bus_message_read(msg, "sb", &name, &runtime);
         if (r < 0)
                 return r;
-        r = policy_target(b, name, runtime, &dir, &filename, error);
+        r = policy_store_target(manager_config(b->manager)->policy_dirs, name, runtime, &target, &message);
         if (r < 0)
-                return r;
-
-        r = open_dir_at(manager_config(b->manager)->root_fd, dir, false, &dir_fd);
-        if (r >= 0) {
-                if (unlinkat(dir_fd, filename, 0) >= 0) {
-                        log_device_info(name, "Removed %s/%s, asked over D-Bus; reloading", dir, filename);
-                        if (fsync(dir_fd) < 0)
-                                r = -errno;
-                } else if (errno != ENOENT)
-                        r = -errno;
-        } else if (r == -ENOENT)
-                r = 0;          /* no directory, no file */
-        if (r < 0) {
-                log_device_error_errno(name, r, "Failed to remove %s/%s: %m", dir, filename);
-                return sd_bus_error_set_errnof(error, r, "Failed to remove %s/%s: %s", dir, filename, strerror(-r));
-        }
+                return target_error(r, message, error);
+        r = policy_store_remove(manager_config(b->manager)->root_fd, &target, &message);
+        if (r < 0)
+                return sd_bus_error_set_errnof(error, r, "%s", message ?: strerror(-r));
+        if (r > 0)
+                log_device_info(name, "Removed %s, asked over D-Bus; reloading", target.path);
 
         r = reload(b, error);
         if (r < 0)

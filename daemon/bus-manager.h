@@ -38,10 +38,6 @@
 #define BUS_ERROR_BUSY "org.vfiopm1.Error.Busy"
 #define BUS_ERROR_NOT_HELD "org.vfiopm1.Error.NotHeld"
 
-/* "90-dbus-<name>.json" */
-#define BUS_POLICY_FILE_PREFIX "90-dbus-"
-#define BUS_POLICY_FILE_SUFFIX ".json"
-
 typedef struct BusManager BusManager;
 
 /* Adds the objects to bus (a started connection, referenced), hooks into the manager and starts

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "manager.h"
 #include "policy-file.h"
+#include "policy-set.h"
 #include "strv.h"
 #include "udev-monitor.h"
 

@@ -11,7 +11,7 @@
 #include "cleanup.h"
 #include "device.h"
 #include "pm.h"
-#include "policy-file.h"
+#include "policy-set.h"
 
 typedef struct Manager Manager;
 

@@ -9,7 +9,7 @@
 
 /* The policy engine: rules and device facts in, effective policy with provenance out. Pure: no
  * I/O, no logging, no json-c. Files are read and validated by policy-file.h, which also turns an
- * EffectivePolicy into JSON (effective_policy_to_json()). */
+ * EffectivePolicy into JSON (effective_policy_to_json()); policy-set.h loads the directories. */
 
 typedef enum PolicyMode {
         POLICY_MODE_KERNEL,     /* never open the device, leave it to the kernel's idle runtime PM */

@@ -20,6 +20,8 @@
 #include "bus-manager.h"
 #include "ctl-client.h"
 #include "policy-file.h"
+#include "policy-set.h"
+#include "policy-store.h"
 #include "strv.h"
 #include "time-util.h"
 
@@ -334,7 +336,7 @@ static int current_dbus_rule(const CtlDevice *d, json_object **ret) {
         _cleanup_free_ char *filename = NULL;
         json_object *policy, *rule;
 
-        if (asprintf(&filename, "/" BUS_POLICY_FILE_PREFIX "%s" BUS_POLICY_FILE_SUFFIX, d->name) < 0)
+        if (asprintf(&filename, "/" POLICY_STORE_FILE_PREFIX "%s" POLICY_STORE_FILE_SUFFIX, d->name) < 0)
                 return -ENOMEM;
         rule = json_object_new_object();
         if (!rule)

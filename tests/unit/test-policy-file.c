@@ -12,6 +12,7 @@
 #include "cleanup.h"
 #include "fixture.h"
 #include "policy-file.h"
+#include "policy-set.h"
 #include "policy.h"
 #include "policy-helpers.h"
 #include "strv.h"
