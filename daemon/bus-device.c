@@ -1,11 +1,11 @@
 #include <errno.h>
 #include <inttypes.h>
-#include <json-c/linkhash.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bus-device.h"
+#include "device-table.h"
 #include "log.h"
 
 /* What was last announced of a device, so that a hook sends only what moved. */
@@ -22,7 +22,7 @@ struct BusDevices {
         Manager *manager;
         sd_bus_slot *vtable_slot;
         sd_bus_slot *enumerator_slot;
-        struct lh_table *seen;          /* name → DeviceSeen */
+        DeviceTable *seen;              /* name → DeviceSeen, owned */
 };
 
 int bus_device_path(const char *name, char **ret) {
@@ -228,10 +228,6 @@ static int device_enumerate(sd_bus *bus, const char *path, void *userdata, char 
         return 1;
 }
 
-static void seen_free(struct lh_entry *e) {
-        free(lh_entry_v(e));
-}
-
 int bus_devices_new(sd_bus *bus, Manager *m, BusDevices **ret) {
         _cleanup_(bus_devices_freep) BusDevices *b = NULL;
         int r;
@@ -241,9 +237,9 @@ int bus_devices_new(sd_bus *bus, Manager *m, BusDevices **ret) {
                 return -ENOMEM;
         b->bus = sd_bus_ref(bus);
         b->manager = m;
-        b->seen = lh_kchar_table_new(64, seen_free);
-        if (!b->seen)
-                return -ENOMEM;
+        r = device_table_new(free, &b->seen);
+        if (r < 0)
+                return r;
 
         r = sd_bus_add_fallback_vtable(bus, &b->vtable_slot, BUS_DEVICE_PREFIX, BUS_DEVICE_INTERFACE,
                                        device_vtable, device_find, b);
@@ -262,8 +258,7 @@ BusDevices *bus_devices_free(BusDevices *b) {
                 return NULL;
         sd_bus_slot_unref(b->enumerator_slot);
         sd_bus_slot_unref(b->vtable_slot);
-        if (b->seen)
-                lh_table_free(b->seen);
+        device_table_free(b->seen);
         sd_bus_unref(b->bus);
         free(b);
         return NULL;
@@ -282,7 +277,7 @@ void bus_devices_added(BusDevices *b, ManagedDevice *d) {
         const char *name = managed_device_info(d)->name;
         DeviceSeen *s;
 
-        if (lh_table_lookup_entry(b->seen, name))
+        if (device_table_get(b->seen, name))
                 return;
         s = calloc(1, sizeof(*s) + strlen(name) + 1);
         if (!s) {
@@ -291,7 +286,7 @@ void bus_devices_added(BusDevices *b, ManagedDevice *d) {
         }
         strcpy(s->name, name);
         seen_update(s, d);
-        if (lh_table_insert(b->seen, s->name, s) < 0) {
+        if (device_table_put(b->seen, s->name, s) < 0) {
                 free(s);
                 log_oom();
         }
@@ -303,15 +298,14 @@ void bus_devices_changed(BusDevices *b, ManagedDevice *d) {
         char *changed[6];
         size_t n = 0;
         DeviceSeen *s, now;
-        void *v = NULL;
         int r;
 
-        if (!lh_table_lookup_ex(b->seen, name, &v)) {
+        s = device_table_get(b->seen, name);
+        if (!s) {
                 /* a device the hooks missed: announce nothing we cannot compare */
                 bus_devices_added(b, d);
                 return;
         }
-        s = v;
         seen_update(&now, d);
         if (now.mode != s->mode)
                 changed[n++] = (char *) "Mode";
@@ -339,5 +333,5 @@ void bus_devices_changed(BusDevices *b, ManagedDevice *d) {
 }
 
 void bus_devices_removed(BusDevices *b, ManagedDevice *d) {
-        (void) lh_table_delete(b->seen, managed_device_info(d)->name);
+        (void) device_table_remove(b->seen, managed_device_info(d)->name);
 }

@@ -1,6 +1,5 @@
 #include <errno.h>
 #include <fcntl.h>
-#include <json-c/linkhash.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +8,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "device-table.h"
 #include "device.h"
 #include "fileio.h"
 #include "log.h"
@@ -45,7 +45,7 @@ struct Manager {
         VfioBackend *backend;
         PolicySet *policy;
         PmEnv pm_env;
-        struct lh_table *devices;       /* name → ManagedDevice */
+        DeviceTable *devices;           /* name → ManagedDevice, owned */
         ManagedDevice **sorted;         /* manager_devices() */
         ManagerHooks hooks;
         bool started;
@@ -172,14 +172,12 @@ static void hook_device_changed(Manager *m, ManagedDevice *d) {
 static void notify_status(Manager *m) {
         size_t count[_PM_STATE_MAX] = {}, off;
         char buf[512] = "STATUS=";
-        struct lh_entry *e;
+        ManagedDevice *d;
 
         if (!m->started)
                 return;
-        lh_foreach(m->devices, e) {
-                const ManagedDevice *d = lh_entry_v(e);
+        DEVICE_TABLE_FOREACH(d, m->devices, i)
                 count[pm_device_state(d->pm)]++;
-        }
         off = strlen(buf);
         (void) pm_state_counts_format(count, buf + off, sizeof(buf) - off);
         (void) sd_notify(0, buf);
@@ -260,6 +258,10 @@ static ManagedDevice *managed_device_free(ManagedDevice *d) {
         return NULL;
 }
 
+static void managed_device_free_value(void *d) {
+        managed_device_free(d);
+}
+
 /* Makes d (with its pm, before its first decision) and puts it in the table; no hook called. */
 static int device_new(Manager *m, const char *bus, const char *name, ManagedDevice **ret) {
         ManagedDevice *d;
@@ -288,7 +290,7 @@ static int device_new(Manager *m, const char *bus, const char *name, ManagedDevi
                 return log_device_error_errno(name, r < 0 ? r : -ENOMEM, "Failed to set up the device: %m");
         }
         d->on_vfio = device_is_vfio(m->config.sysfs_fd, bus, name);
-        if (lh_table_insert(m->devices, d->info->name, d) < 0) {
+        if (device_table_put(m->devices, d->info->name, d) < 0) {
                 managed_device_free(d);
                 return log_oom();
         }
@@ -422,8 +424,7 @@ static void device_forget(Manager *m, ManagedDevice *d) {
         if (m->hooks.device_removed)
                 m->hooks.device_removed(m->hooks.userdata, d);
         /* out of the table first, so that what pm reports while closing finds nothing */
-        (void) lh_table_delete(m->devices, d->info->name);
-        managed_device_free(d);
+        (void) device_table_remove(m->devices, d->info->name);
         notify_status(m);
 }
 
@@ -526,11 +527,9 @@ int manager_release(Manager *m, const char *name, char ***ret_also) {
 
         /* vfio group opens are exclusive: what the caller needs free is the whole group */
         if (d->info->iommu_group >= 0) {
-                struct lh_entry *e;
+                ManagedDevice *s;
 
-                lh_foreach(m->devices, e) {
-                        ManagedDevice *s = lh_entry_v(e);
-
+                DEVICE_TABLE_FOREACH(s, m->devices, i) {
                         if (s == d || s->info->iommu_group != d->info->iommu_group ||
                             pm_device_release_reason(s->pm) != PM_RELEASE_NONE)
                                 continue;
@@ -608,7 +607,7 @@ int manager_claim(Manager *m, const char *name, char ***ret_also) {
         ManagedDevice *d = manager_find_device(m, name);
         char **also = NULL, **group = NULL;
         size_t n = 0, n_group = 0;
-        struct lh_entry *e;
+        ManagedDevice *other;
         int group_id = d ? d->info->iommu_group : -1, r = 0, k;
         unsigned absent;
 
@@ -616,14 +615,13 @@ int manager_claim(Manager *m, const char *name, char ***ret_also) {
                 return -ENODEV;
         /* who was released with it, and who waits in busy for the same group (an earlier Claim found
          * it held): names first, claiming may take devices out of the table */
-        lh_foreach(m->devices, e) {
-                ManagedDevice *s = lh_entry_v(e);
-                bool with = pm_device_release_reason(s->pm) == PM_RELEASE_GROUP && s->released_by &&
-                            strcmp(s->released_by, name) == 0;
-                bool waits = group_id >= 0 && s->info->iommu_group == group_id &&
-                             pm_device_state(s->pm) == PM_STATE_BUSY;
+        DEVICE_TABLE_FOREACH(other, m->devices, i) {
+                bool with = pm_device_release_reason(other->pm) == PM_RELEASE_GROUP && other->released_by &&
+                            strcmp(other->released_by, name) == 0;
+                bool waits = group_id >= 0 && other->info->iommu_group == group_id &&
+                             pm_device_state(other->pm) == PM_STATE_BUSY;
 
-                if (s != d && (with || waits) && strv_push(&group, &n_group, s->info->name) < 0) {
+                if (other != d && (with || waits) && strv_push(&group, &n_group, other->info->name) < 0) {
                         strv_free(group);
                         return -ENOMEM;
                 }
@@ -732,9 +730,9 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
         if (!m->base)
                 return -ENOMEM;
 
-        m->devices = lh_kchar_table_new(64, NULL);
-        if (!m->devices)
-                return -ENOMEM;
+        r = device_table_new(managed_device_free_value, &m->devices);
+        if (r < 0)
+                return r;
 
         r = policy_set_new(&m->policy);
         if (r < 0)
@@ -790,14 +788,7 @@ Manager *manager_free(Manager *m) {
         /* devices first, each out of the table before it is closed: closing calls back */
         m->started = false;
         m->hooks = (ManagerHooks) {};
-        while (m->devices && m->devices->head) {
-                ManagedDevice *d = lh_entry_v(m->devices->head);
-
-                (void) lh_table_delete(m->devices, d->info->name);
-                managed_device_free(d);
-        }
-        if (m->devices)
-                lh_table_free(m->devices);
+        device_table_free(m->devices);
         free(m->sorted);
         device_monitor_free(m->monitor);
         policy_set_free(m->policy);
@@ -824,15 +815,15 @@ static void log_policy_errors(Manager *m) {
 }
 
 int manager_reload(Manager *m) {
-        struct lh_entry *e;
+        ManagedDevice *d;
         int r;
 
         r = policy_set_load(m->policy, m->config.root_fd, m->config.policy_dirs);
         if (r < 0)
                 return log_error_errno(r, "Failed to load the policy: %m");
         log_policy_errors(m);
-        lh_foreach(m->devices, e)
-                (void) device_apply_policy(m, lh_entry_v(e));
+        DEVICE_TABLE_FOREACH(d, m->devices, i)
+                (void) device_apply_policy(m, d);
         if (m->hooks.policy_reloaded)
                 m->hooks.policy_reloaded(m->hooks.userdata);
         return r;
@@ -890,8 +881,8 @@ int manager_start(Manager *m) {
         }
 
         m->started = true;
-        log_info("Started with %d VFIO device%s, %zu policy error%s", lh_table_length(m->devices),
-                 lh_table_length(m->devices) == 1 ? "" : "s", m->policy->n_errors,
+        log_info("Started with %zu VFIO device%s, %zu policy error%s", device_table_size(m->devices),
+                 device_table_size(m->devices) == 1 ? "" : "s", m->policy->n_errors,
                  m->policy->n_errors == 1 ? "" : "s");
         return 0;
 }
@@ -959,11 +950,7 @@ int managed_device_power(const ManagedDevice *d, DevicePower *ret) {
 }
 
 ManagedDevice *manager_find_device(Manager *m, const char *name) {
-        void *v = NULL;
-
-        if (!name || !lh_table_lookup_ex(m->devices, name, &v))
-                return NULL;
-        return v;
+        return device_table_get(m->devices, name);
 }
 
 static int device_compare(const void *a, const void *b) {
@@ -973,16 +960,15 @@ static int device_compare(const void *a, const void *b) {
 }
 
 int manager_devices(Manager *m, ManagedDevice ***ret, size_t *ret_n) {
-        size_t n = 0, size = (size_t) lh_table_length(m->devices);
-        ManagedDevice **a;
-        struct lh_entry *e;
+        size_t n = 0, size = device_table_size(m->devices);
+        ManagedDevice **a, *d;
 
         a = realloc(m->sorted, (size + 1) * sizeof(*a));
         if (!a)
                 return -ENOMEM;
         m->sorted = a;
-        lh_foreach(m->devices, e)
-                a[n++] = lh_entry_v(e);
+        DEVICE_TABLE_FOREACH(d, m->devices, i)
+                a[n++] = d;
         a[n] = NULL;
         qsort(a, n, sizeof(*a), device_compare);
         *ret = a;

@@ -8,6 +8,7 @@ static Suite *(*const suites[])(void) = {
         bus_suite,
         ctl_suite,
         device_suite,
+        device_table_suite,
         domain_xml_suite,
         fileio_suite,
         log_suite,

@@ -6,6 +6,7 @@
 Suite *bus_suite(void);
 Suite *ctl_suite(void);
 Suite *device_suite(void);
+Suite *device_table_suite(void);
 Suite *domain_xml_suite(void);
 Suite *fileio_suite(void);
 Suite *log_suite(void);
