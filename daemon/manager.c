@@ -258,13 +258,15 @@ static ManagedDevice *managed_device_free(ManagedDevice *d) {
         return NULL;
 }
 
+DEFINE_TRIVIAL_CLEANUP_FUNC(ManagedDevice *, managed_device_free)
+
 static void managed_device_free_value(void *d) {
         managed_device_free(d);
 }
 
 /* Makes d (with its pm, before its first decision) and puts it in the table; no hook called. */
 static int device_new(Manager *m, const char *bus, const char *name, ManagedDevice **ret) {
-        ManagedDevice *d;
+        _cleanup_(managed_device_freep) ManagedDevice *d = NULL;
         char path[512];
         int r;
 
@@ -275,26 +277,20 @@ static int device_new(Manager *m, const char *bus, const char *name, ManagedDevi
         d->dir_fd = -EBADF;
 
         r = device_info_read(m->config.sysfs_fd, bus, name, &d->info);
-        if (r < 0) {
-                managed_device_free(d);
+        if (r < 0)
                 return log_device_warning_errno(name, r, "Failed to read the device's sysfs attributes, ignoring: %m");
-        }
         (void) snprintf(path, sizeof(path), "bus/%s/devices/%s", bus, name);
         r = sysfs_open_dir(m->config.sysfs_fd, path, &d->dir_fd);
         if (r >= 0)
                 r = pm_device_new(&m->pm_env, bus, name, d->dir_fd, &d->pm);
         d->timer = evtimer_new(m->base, on_device_timer, d);
         d->power_follow = evtimer_new(m->base, on_power_follow, d);
-        if (r < 0 || !d->timer || !d->power_follow) {
-                managed_device_free(d);
+        if (r < 0 || !d->timer || !d->power_follow)
                 return log_device_error_errno(name, r < 0 ? r : -ENOMEM, "Failed to set up the device: %m");
-        }
         d->on_vfio = device_is_vfio(m->config.sysfs_fd, bus, name);
-        if (device_table_put(m->devices, d->info->name, d) < 0) {
-                managed_device_free(d);
+        if (device_table_put(m->devices, d->info->name, d) < 0)
                 return log_oom();
-        }
-        *ret = d;
+        *ret = TAKE_PTR(d);
         return 0;
 }
 

@@ -29,13 +29,13 @@
 
 static const char json_ws[] = " \t\n\r";
 
-static int errorf(char **reterr, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int errorf(char **reterr, int r, const char *fmt, ...) {
+static int errorf(char **ret_error, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int errorf(char **ret_error, int r, const char *fmt, ...) {
         va_list ap;
         char *m;
         int k;
 
-        if (!reterr)
+        if (!ret_error)
                 return r;
 
         va_start(ap, fmt);
@@ -44,20 +44,20 @@ static int errorf(char **reterr, int r, const char *fmt, ...) {
         if (k < 0)
                 return -ENOMEM;
 
-        *reterr = m;
+        *ret_error = m;
         return r;
 }
 
-static int errorf_at(char **reterr, int r, const char *path, const char *text, size_t offset,
+static int errorf_at(char **ret_error, int r, const char *path, const char *text, size_t offset,
                      const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-static int errorf_at(char **reterr, int r, const char *path, const char *text, size_t offset,
+static int errorf_at(char **ret_error, int r, const char *path, const char *text, size_t offset,
                      const char *fmt, ...) {
         _cleanup_free_ char *reason = NULL;
         unsigned line, column;
         va_list ap;
         int k;
 
-        if (!reterr)
+        if (!ret_error)
                 return r;
 
         va_start(ap, fmt);
@@ -67,7 +67,7 @@ static int errorf_at(char **reterr, int r, const char *path, const char *text, s
                 return -ENOMEM;
 
         utf8_position(text, offset, &line, &column);
-        return errorf(reterr, r, "%s:%u:%u: %s", path, line, column, reason);
+        return errorf(ret_error, r, "%s:%u:%u: %s", path, line, column, reason);
 }
 
 /* JSON text of a value for messages, cut after QUOTE_MAX bytes at a character boundary. */
@@ -140,13 +140,13 @@ static const char *key_path(char buf[static KEY_PATH_SIZE], const char *prefix, 
 
 typedef struct Parser {
         const char *path;
-        char **reterr;
+        char **ret_error;
 } Parser;
 
 static int content_error(Parser *p, const char *key, const char *expected, json_object *v) {
         char buf[QUOTE_SIZE];
 
-        return errorf(p->reterr, -EINVAL, "%s: %s: expected %s, got %s",
+        return errorf(p->ret_error, -EINVAL, "%s: %s: expected %s, got %s",
                       p->path, key, expected, describe_value(buf, v));
 }
 
@@ -300,7 +300,7 @@ static int parse_match(Parser *p, const char *prefix, json_object *obj, PolicyMa
                         break;
                 case _POLICY_MATCH_MAX:
                 case _POLICY_MATCH_INVALID:
-                        r = errorf(p->reterr, -EINVAL, "%s: %s: unknown key", p->path, path);
+                        r = errorf(p->ret_error, -EINVAL, "%s: %s: unknown key", p->path, path);
                         break;
                 }
                 if (r < 0)
@@ -336,7 +336,7 @@ static int parse_key(Parser *p, const char *path, PolicyKey k, json_object *v, P
         case _POLICY_KEY_INVALID:
                 break;
         }
-        return errorf(p->reterr, -EINVAL, "%s: %s: unknown key", p->path, path);
+        return errorf(p->ret_error, -EINVAL, "%s: %s: unknown key", p->path, path);
 }
 
 /* prefix is "" for a file of one rule object, "[i]" for an array's element. */
@@ -569,7 +569,7 @@ static int syntax_error(Parser *p, const char *text, size_t len, enum json_token
                 while (prev > 0 && strchr(json_ws, text[prev - 1]))
                         prev--;
                 if (prev > 0 && text[prev - 1] == ',')
-                        return errorf_at(p->reterr, -EBADMSG, p->path, text, prev - 1,
+                        return errorf_at(p->ret_error, -EBADMSG, p->path, text, prev - 1,
                                          "trailing comma before '%c'", c);
         }
 
@@ -577,15 +577,15 @@ static int syntax_error(Parser *p, const char *text, size_t len, enum json_token
                 while (end > 0 && strchr("0123456789+-.eExX", text[end - 1]))
                         end--;
 
-        return errorf_at(p->reterr, -EBADMSG, p->path, text, end, "%s", syntax_reason(jerr, c, buf));
+        return errorf_at(p->ret_error, -EBADMSG, p->path, text, end, "%s", syntax_reason(jerr, c, buf));
 }
 
 int policy_file_parse(const char *path, const char *text, size_t len, PolicyFile **ret,
-                      char **reterr_message) {
+                      char **ret_error) {
         _cleanup_(policy_file_unrefp) PolicyFile *f = NULL;
         _cleanup_(json_tokener_freep) struct json_tokener *tok = NULL;
         _cleanup_(json_object_putp) json_object *root = NULL, *dup_key = NULL;
-        Parser p = { .path = path, .reterr = reterr_message };
+        Parser p = { .path = path, .ret_error = ret_error };
         enum json_tokener_error jerr;
         char quoted[QUOTE_SIZE];
         size_t off, end;
@@ -595,25 +595,25 @@ int policy_file_parse(const char *path, const char *text, size_t len, PolicyFile
                 return -EINVAL;
 
         if (len > POLICY_FILE_SIZE_MAX)
-                return errorf(reterr_message, -EFBIG, "%s: file is larger than 1 MiB (%d bytes)",
+                return errorf(ret_error, -EFBIG, "%s: file is larger than 1 MiB (%d bytes)",
                               path, POLICY_FILE_SIZE_MAX);
 
         /* json-c stops at a NUL byte and checks UTF-8 only where asked: check first, and say where. */
         off = utf8_invalid_offset(text, len);
         if (off < len)
-                return errorf_at(reterr_message, -EILSEQ, path, text, off,
+                return errorf_at(ret_error, -EILSEQ, path, text, off,
                                  text[off] == '\0' ? "NUL byte" : "invalid UTF-8");
 
         if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
-                return errorf_at(reterr_message, -EBADMSG, path, text, 0, "byte order mark (BOM) is not allowed");
+                return errorf_at(ret_error, -EBADMSG, path, text, 0, "byte order mark (BOM) is not allowed");
 
         off = skip_ws(text, len, 0);
         if (off == len)
-                return errorf(reterr_message, -ENODATA, "%s: file is empty", path);
+                return errorf(ret_error, -ENODATA, "%s: file is empty", path);
         if (text[off] == '/')
-                return errorf_at(reterr_message, -EBADMSG, path, text, off, "comments are not allowed");
+                return errorf_at(ret_error, -EBADMSG, path, text, off, "comments are not allowed");
         if (text[off] != '{' && text[off] != '[')
-                return errorf_at(reterr_message, -EINVAL, path, text, off,
+                return errorf_at(ret_error, -EINVAL, path, text, off,
                                  "expected a rule object or an array of rule objects");
 
         tok = json_tokener_new_ex(POLICY_FILE_DEPTH_MAX);
@@ -632,16 +632,16 @@ int policy_file_parse(const char *path, const char *text, size_t len, PolicyFile
 
         off = skip_ws(text, len, end);
         if (off < len)
-                return errorf_at(reterr_message, -EBADMSG, path, text, off, "unexpected data after the JSON value");
+                return errorf_at(ret_error, -EBADMSG, path, text, off, "unexpected data after the JSON value");
 
         r = check_keys(text, end, &off, &dup_key);
         if (r < 0)
                 return r;
         if (r == KEYS_SINGLE_QUOTED)
-                return errorf_at(reterr_message, -EBADMSG, path, text, off,
+                return errorf_at(ret_error, -EBADMSG, path, text, off,
                                  "single quotes are not allowed, use double quotes");
         if (r == KEYS_DUPLICATE)
-                return errorf_at(reterr_message, -EINVAL, path, text, off, "duplicate key %s",
+                return errorf_at(ret_error, -EINVAL, path, text, off, "duplicate key %s",
                                  quote_json(quoted, dup_key));
 
         r = policy_file_new(path, &f);
@@ -671,7 +671,7 @@ int policy_file_parse(const char *path, const char *text, size_t len, PolicyFile
 }
 
 int policy_file_load_at(int dirfd, const char *name, const char *path, PolicyFile **ret,
-                        char **reterr_message) {
+                        char **ret_error) {
         _cleanup_close_ int fd = -EBADF;
         _cleanup_free_ char *text = NULL;
         char target[PATH_MAX];
@@ -696,32 +696,32 @@ int policy_file_load_at(int dirfd, const char *name, const char *path, PolicyFil
         if (fd < 0) {
                 r = -errno;
                 if (r == -ENOENT && k >= 0)
-                        return errorf(reterr_message, r, "%s: dangling symbolic link", path);
-                return errorf(reterr_message, r, "%s: cannot open: %s", path, strerror(-r));
+                        return errorf(ret_error, r, "%s: dangling symbolic link", path);
+                return errorf(ret_error, r, "%s: cannot open: %s", path, strerror(-r));
         }
 
         if (fstat(fd, &st) < 0) {
                 r = -errno;
-                return errorf(reterr_message, r, "%s: cannot stat: %s", path, strerror(-r));
+                return errorf(ret_error, r, "%s: cannot stat: %s", path, strerror(-r));
         }
         if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3))
                 return 1;       /* /dev/null through a chain of links */
         if (!S_ISREG(st.st_mode))
-                return errorf(reterr_message, -EBADFD, "%s: not a regular file", path);
+                return errorf(ret_error, -EBADFD, "%s: not a regular file", path);
         if (st.st_size > POLICY_FILE_SIZE_MAX)
-                return errorf(reterr_message, -EFBIG, "%s: file is larger than 1 MiB (%d bytes)",
+                return errorf(ret_error, -EFBIG, "%s: file is larger than 1 MiB (%d bytes)",
                               path, POLICY_FILE_SIZE_MAX);
 
         r = read_full_fd(fd, POLICY_FILE_SIZE_MAX, (size_t) st.st_size, &text, &len);
         if (r == -ENOMEM)
                 return r;
         if (r == -EFBIG)        /* it grew after fstat() */
-                return errorf(reterr_message, -EFBIG, "%s: file is larger than 1 MiB (%d bytes)",
+                return errorf(ret_error, -EFBIG, "%s: file is larger than 1 MiB (%d bytes)",
                               path, POLICY_FILE_SIZE_MAX);
         if (r < 0)
-                return errorf(reterr_message, r, "%s: cannot read: %s", path, strerror(-r));
+                return errorf(ret_error, r, "%s: cannot read: %s", path, strerror(-r));
 
-        return policy_file_parse(path, text, len, ret, reterr_message);
+        return policy_file_parse(path, text, len, ret, ret_error);
 }
 
 static json_object *json_new_watts(double d) {

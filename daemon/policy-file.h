@@ -34,11 +34,11 @@
  * recorded: it names the file in messages and in provenance. With ret NULL, only validates
  * (vfiopmctl check, D-Bus SetPolicy).
  * Returns 0 and the file's rules, or a negative errno and, except for -ENOMEM, a message in
- * *reterr_message (if non-NULL): -EFBIG too large, -ENODATA empty (or only whitespace),
+ * *ret_error (if non-NULL): -EFBIG too large, -ENODATA empty (or only whitespace),
  * -EILSEQ not UTF-8 or a NUL byte, -EBADMSG JSON syntax, -EINVAL content. A file is valid as a
  * whole or not at all: nothing is returned for an invalid file. */
 int policy_file_parse(const char *path, const char *text, size_t len, PolicyFile **ret,
-                      char **reterr_message);
+                      char **ret_error);
 
 /* Reads and parses the file name below dirfd, following symlinks. path names it in messages and
  * provenance. Returns 0 and the file (ret may be NULL to only validate), 1 if the file is a
@@ -46,7 +46,7 @@ int policy_file_parse(const char *path, const char *text, size_t len, PolicyFile
  * message as policy_file_parse(), plus: -ENOENT missing or a dangling symlink, -ELOOP symlink
  * loop, -EACCES and other open()/read() errors, -EBADFD not a regular file. */
 int policy_file_load_at(int dirfd, const char *name, const char *path, PolicyFile **ret,
-                        char **reterr_message);
+                        char **ret_error);
 
 /* The effective policy as one line of JSON, keys in PolicyKey order, each with the file and rule
  * that set it (null for the built-in default):
