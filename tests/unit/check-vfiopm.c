@@ -16,6 +16,7 @@ static Suite *(*const suites[])(void) = {
         pm_suite,
         policy_suite,
         policy_file_suite,
+        policy_store_suite,
         strv_suite,
         sysfs_suite,
         time_util_suite,

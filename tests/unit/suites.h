@@ -14,6 +14,7 @@ Suite *manager_suite(void);
 Suite *pm_suite(void);
 Suite *policy_suite(void);
 Suite *policy_file_suite(void);
+Suite *policy_store_suite(void);
 Suite *strv_suite(void);
 Suite *sysfs_suite(void);
 Suite *time_util_suite(void);
