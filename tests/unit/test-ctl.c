@@ -887,7 +887,7 @@ START_TEST(test_hook) {
         /* bad input: the domain is not stopped for it, nothing changes */
         r = HOOK(&h, "<domain><devices><hostdev", "vm1", "prepare", "begin", "-");
         expect_run(&r, 0, "", "vfiopmd-libvirt-hook: domain vm1: the domain XML on stdin is not usable: "
-                   "1:26: unexpected end of input in a start tag; nothing released\n");
+                   "1:26: Couldn't find end of Start Tag hostdev line 1; nothing released\n");
         run_done(&r);
         expect_state(&h, PCI, "armed");
         r = HOOK(&h, NULL, "vm1", "prepare", "begin", "-");

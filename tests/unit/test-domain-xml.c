@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,8 +15,9 @@
 #include "suites.h"
 
 /* libvirt domain XML: the samples in tests/fixtures/domains with their exact results, every
- * prefix of them, and a table of hostile inputs with their exact messages. Inputs are copied to
- * buffers of exactly their size, so reading past the end trips ASan or valgrind. */
+ * prefix of them, which paths count, and what is refused, where: our own messages exactly,
+ * libxml2's by their line (its wording is its own). Inputs are copied to buffers of exactly their
+ * size, so reading past the end trips ASan or valgrind. */
 
 #define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -114,13 +116,21 @@ static void assert_same(const DomainXml *a, const DomainXml *b) {
                 ck_assert_str_eq(a->pci[i], b->pci[i]);
 }
 
-/* Fails with the message shape "LINE:COLUMN: reason". */
-static bool has_position(const char *msg) {
-        unsigned line, column;
+/* The line of a message shaped "LINE:COLUMN: reason" or "LINE: reason", 0 if it is not. */
+static unsigned message_line(const char *msg) {
+        unsigned line = 0, column = 0;
         int n = 0;
 
-        return sscanf(msg, "%u:%u: %n", &line, &column, &n) == 2 && n > 0 && line > 0 && column > 0 &&
-                msg[n] != '\0';
+        if (sscanf(msg, "%u:%u: %n", &line, &column, &n) == 2 && n > 0 && column > 0 && msg[n] != '\0')
+                return line;
+        n = 0;
+        if (sscanf(msg, "%u: %n", &line, &n) == 1 && n > 0 && msg[n] != '\0')
+                return line;
+        return 0;
+}
+
+static bool has_position(const char *msg) {
+        return message_line(msg) > 0;
 }
 
 START_TEST(test_samples) {
@@ -249,6 +259,8 @@ START_TEST(test_name) {
                 { "<domain><x><name>no</name></x><name>yes</name></domain>", "yes" },
                 { "<domain><q:name xmlns:q='urn:q'>no</q:name></domain>", NULL },
                 { "<domain><name xmlns='urn:q'>no</name><name>yes</name></domain>", "yes" },
+                /* decoded as the declaration says */
+                { "<?xml version='1.0' encoding='ISO-8859-1'?><domain><name>caf\xe9</name></domain>", "caf\xc3\xa9" },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
@@ -276,6 +288,12 @@ START_TEST(test_syntax_accepted) {
                 "<domain xmlns:a='urn:a' a:x='1' x='1'><a:b/><_c.d-e:f/><\xc3\xa9/></domain>",
                 "<domain>\t\r\n</domain>",
                 "<domain><x>\xf4\x8f\xbf\xbd\xef\xbf\xbd</x></domain>",
+                /* libxml2 reads what the scanner refused: any 1.x version (with a warning), the
+                 * encoding the declaration names, prefixes nobody declared (a namespace error, not
+                 * a well-formedness one) */
+                "<?xml version='1.'?><domain/>",
+                "<?xml version='1.0' encoding='ISO-8859-1'?><domain><x>\xe9</x></domain>",
+                "<domain><q:x/></domain>",
         };
 
         for (size_t i = 0; i < ELEMENTSOF(good); i++) {
@@ -291,203 +309,187 @@ END_TEST
         "<domain>\n<devices>\n<hostdev mode='subsystem' type='pci'>\n<source>\n<address " attrs "/>\n" \
         "</source>\n</hostdev>\n</devices>\n</domain>\n"
 
+/* Refused with -EINVAL: our own message exactly, or libxml2's (NULL here) with its line. */
 static const struct {
         const char *xml;
         size_t size;            /* 0: strlen(xml) */
-        int r;
+        unsigned line;
         const char *message;
 } bad[] = {
         /* structure */
-        { "", 0, -EINVAL, "1:1: unexpected end of input, expected the root element <domain>" },
-        { " \n\t", 0, -EINVAL, "2:2: unexpected end of input, expected the root element <domain>" },
-        { "<!-- only a comment -->", 0, -EINVAL, "1:24: unexpected end of input, expected the root element <domain>" },
-        { "<domain>", 0, -EINVAL, "1:9: unexpected end of input, <domain> opened at 1:1 is not closed" },
-        { "<domain>\n  <devices>\n    <hostdev>\n", 0, -EINVAL,
-          "4:1: unexpected end of input, <hostdev> opened at 3:5 is not closed" },
-        { "<domain></domian>", 0, -EINVAL, "1:9: end tag </domian> does not match <domain> opened at 1:1" },
-        { "<domain>\n<devices>\n</domain>", 0, -EINVAL, "3:1: end tag </domain> does not match <devices> opened at 2:1" },
-        { "<domain><a><b></a></b></domain>", 0, -EINVAL, "1:15: end tag </a> does not match <b> opened at 1:12" },
-        { "<domain><q:a></a></domain>", 0, -EINVAL, "1:14: end tag </a> does not match <q:a> opened at 1:9" },
-        { "<domain/></domain>", 0, -EINVAL, "1:10: end tag </domain> without a start tag" },
-        { "</domain>", 0, -EINVAL, "1:1: end tag </domain> without a start tag" },
-        { "<domain/>x", 0, -EINVAL, "1:10: text after the root element" },
-        { "<domain/>\n&amp;", 0, -EINVAL, "2:1: text after the root element" },
-        { "<domain/><domain/>", 0, -EINVAL, "1:10: element <domain> after the root element" },
-        { "x<domain/>", 0, -EINVAL, "1:1: text before the root element" },
-        { "<network><name>n</name></network>", 0, -EINVAL, "1:1: root element is <network>, expected <domain>" },
-        { "<q:domain xmlns:q='urn:q'/>", 0, -EINVAL, "1:1: root element is <q:domain>, expected <domain>" },
-        { "<Domain/>", 0, -EINVAL, "1:1: root element is <Domain>, expected <domain>" },
-        { "<domain xmlns='http://libvirt.org/schemas/domain'/>", 0, -EINVAL,
-          "1:9: the root element <domain> must not be in a namespace (xmlns='http://libvirt.org/schemas/domain')" },
-        { "<![CDATA[x]]><domain/>", 0, -EINVAL, "1:1: CDATA section outside the root element" },
-        { "<domain/><![CDATA[x]]>", 0, -EINVAL, "1:10: CDATA section outside the root element" },
+        { "", 0, 1, NULL },
+        { " \n\t", 0, 2, NULL },
+        { "<!-- only a comment -->", 0, 1, NULL },
+        { "<domain>", 0, 1, NULL },
+        { "<domain>\n  <devices>\n    <hostdev>\n", 0, 4, NULL },
+        { "<domain></domian>", 0, 1, NULL },
+        { "<domain>\n<devices>\n</domain>", 0, 3, NULL },
+        { "<domain><a><b></a></b></domain>", 0, 1, NULL },
+        { "<domain><q:a></a></domain>", 0, 1, NULL },
+        { "<domain/></domain>", 0, 1, NULL },
+        { "</domain>", 0, 1, NULL },
+        { "<domain/>x", 0, 1, NULL },
+        { "<domain/>\n&amp;", 0, 2, NULL },
+        { "<domain/><domain/>", 0, 1, NULL },
+        { "x<domain/>", 0, 1, NULL },
+        { "<network><name>n</name></network>", 0, 1, "1: root element is <network>, expected <domain>" },
+        { "<q:domain xmlns:q='urn:q'/>", 0, 1, "1: root element is <q:domain>, expected <domain>" },
+        { "<Domain/>", 0, 1, "1: root element is <Domain>, expected <domain>" },
+        { "<domain xmlns='http://libvirt.org/schemas/domain'/>", 0, 1,
+          "1: the root element <domain> must not be in a namespace (xmlns='http://libvirt.org/schemas/domain')" },
+        { "<![CDATA[x]]><domain/>", 0, 1, NULL },
+        { "<domain/><![CDATA[x]]>", 0, 1, NULL },
 
         /* declarations and entities */
-        { "<!DOCTYPE domain>\n<domain/>", 0, -EINVAL, "1:1: <!DOCTYPE declarations are not allowed" },
-        { "<?xml version='1.0'?>\n<!DOCTYPE domain [\n<!ENTITY lol 'lol'>\n]>\n<domain>&lol;</domain>", 0, -EINVAL,
-          "2:1: <!DOCTYPE declarations are not allowed" },
-        { "<domain><!ENTITY x 'y'></domain>", 0, -EINVAL, "1:9: <!ENTITY declarations are not allowed" },
-        { "<domain><!></domain>", 0, -EINVAL, "1:9: invalid markup after '<!'" },
-        { "<domain><!-x--></domain>", 0, -EINVAL, "1:9: invalid markup after '<!'" },
-        { "<domain>&lol;</domain>", 0, -EINVAL, "1:9: unknown entity '&lol;'" },
-        { "<domain><name>&nbsp;</name></domain>", 0, -EINVAL, "1:15: unknown entity '&nbsp;'" },
-        { "<domain a='&x;'/>", 0, -EINVAL, "1:12: unknown entity '&x;'" },
-        { "<domain>a & b</domain>", 0, -EINVAL,
-          "1:11: malformed reference: '&' starts &name;, &#NN; or &#xNN; (a literal '&' is &amp;)" },
-        { "<domain a='&amp'/>", 0, -EINVAL,
-          "1:12: malformed reference: '&' starts &name;, &#NN; or &#xNN; (a literal '&' is &amp;)" },
-        { "<domain>&#;</domain>", 0, -EINVAL,
-          "1:9: malformed reference: '&' starts &name;, &#NN; or &#xNN; (a literal '&' is &amp;)" },
-        { "<domain>&#X41;</domain>", 0, -EINVAL,
-          "1:9: malformed reference: '&' starts &name;, &#NN; or &#xNN; (a literal '&' is &amp;)" },
-        { "<domain>&#x4g;</domain>", 0, -EINVAL,
-          "1:9: malformed reference: '&' starts &name;, &#NN; or &#xNN; (a literal '&' is &amp;)" },
-        { "<domain>&#0;</domain>", 0, -EINVAL, "1:9: character reference '&#0;' is not allowed in XML" },
-        { "<domain>&#x1F;</domain>", 0, -EINVAL, "1:9: character reference '&#x1F;' is not allowed in XML" },
-        { "<domain>&#xD800;</domain>", 0, -EINVAL, "1:9: character reference '&#xD800;' is not allowed in XML" },
-        { "<domain>&#xFFFE;</domain>", 0, -EINVAL, "1:9: character reference '&#xFFFE;' is not allowed in XML" },
-        { "<domain>&#x110000;</domain>", 0, -EINVAL, "1:9: character reference '&#x110000;' is not allowed in XML" },
-        { "<domain a='&#99999999999999999999999999999999999999999;'/>", 0, -EINVAL,
-          "1:12: character reference '&#" "99999999999999999999999999999999999999" "...' is not allowed in XML" },
+        { "<!DOCTYPE domain>\n<domain/>", 0, 1, "1:17: DOCTYPE declarations are not allowed" },
+        { "<?xml version='1.0'?>\n<!DOCTYPE domain [\n<!ENTITY lol 'lol'>\n]>\n<domain>&lol;</domain>", 0, 2,
+          "2:18: DOCTYPE declarations are not allowed" },
+        { "<domain><!ENTITY x 'y'></domain>", 0, 1, NULL },
+        { "<domain><!></domain>", 0, 1, NULL },
+        { "<domain><!-x--></domain>", 0, 1, NULL },
+        { "<domain>&lol;</domain>", 0, 1, NULL },
+        { "<domain><name>&nbsp;</name></domain>", 0, 1, NULL },
+        { "<domain a='&x;'/>", 0, 1, NULL },
+        { "<domain>a & b</domain>", 0, 1, NULL },
+        { "<domain a='&amp'/>", 0, 1, NULL },
+        { "<domain>&#;</domain>", 0, 1, NULL },
+        { "<domain>&#X41;</domain>", 0, 1, NULL },
+        { "<domain>&#x4g;</domain>", 0, 1, NULL },
+        { "<domain>&#0;</domain>", 0, 1, NULL },
+        { "<domain>&#x1F;</domain>", 0, 1, NULL },
+        { "<domain>&#xD800;</domain>", 0, 1, NULL },
+        { "<domain>&#xFFFE;</domain>", 0, 1, NULL },
+        { "<domain>&#x110000;</domain>", 0, 1, NULL },
+        { "<domain a='&#99999999999999999999999999999999999999999;'/>", 0, 1, NULL },
 
         /* characters */
-        { "<domain>\0</domain>", 18, -EINVAL, "1:9: NUL byte" },
-        { "<domain/>\0", 10, -EINVAL, "1:10: NUL byte" },
-        { "<domain a='\x01'/>", 0, -EINVAL, "1:12: character U+0001 is not allowed in XML" },
-        { "<domain>\x1b[0m</domain>", 0, -EINVAL, "1:9: character U+001B is not allowed in XML" },
-        { "<domain>\n\xc3\xa9\xff</domain>", 0, -EINVAL, "2:2: invalid UTF-8" },
-        { "<domain>\xc0\xbc</domain>", 0, -EINVAL, "1:9: invalid UTF-8" },
-        { "<domain>\xed\xa0\x80</domain>", 0, -EINVAL, "1:9: invalid UTF-8" },
-        { "<domain>\xef\xbf\xbe</domain>", 0, -EINVAL, "1:9: character U+FFFE is not allowed in XML" },
-        { "<domain>\xef\xbf\xbf</domain>", 0, -EINVAL, "1:9: character U+FFFF is not allowed in XML" },
-        { "\xff\xfe<\0d\0", 6, -EINVAL, "1:1: invalid UTF-8" },
-        { "<domain>]]></domain>", 0, -EINVAL, "1:9: ']]>' is not allowed in text" },
+        { "<domain>\0</domain>", 18, 1, "1:9: NUL byte" },
+        { "<domain/>\0", 10, 1, "1:10: NUL byte" },
+        { "<domain a='\x01'/>", 0, 1, NULL },
+        { "<domain>\x1b[0m</domain>", 0, 1, NULL },
+        { "<domain>\n\xc3\xa9\xff</domain>", 0, 2, NULL },
+        { "<domain>\xc0\xbc</domain>", 0, 1, NULL },
+        { "<domain>\xed\xa0\x80</domain>", 0, 1, NULL },
+        { "<domain>\xef\xbf\xbe</domain>", 0, 1, NULL },
+        { "<domain>\xef\xbf\xbf</domain>", 0, 1, NULL },
+        { "\xff\xfe<\0d\0", 6, 1, "1:4: NUL byte" },
+        { "<domain>]]></domain>", 0, 1, NULL },
 
         /* tags and attributes */
-        { "<domain a='1' a='2'/>", 0, -EINVAL, "1:15: duplicate attribute 'a'" },
-        { "<domain b='1' a='1' c='1' a='2' b='3'/>", 0, -EINVAL, "1:27: duplicate attribute 'a'" },
-        { "<domain><x q:a='1' q:a='1'/></domain>", 0, -EINVAL, "1:20: duplicate attribute 'q:a'" },
-        { "<domain a='1'b='2'/>", 0, -EINVAL, "1:14: expected whitespace before an attribute" },
-        { "<domain a=1/>", 0, -EINVAL, "1:11: expected a quoted value for attribute 'a'" },
-        { "<domain a/>", 0, -EINVAL, "1:10: expected '=' after attribute 'a'" },
-        { "<domain \"a\"/>", 0, -EINVAL, "1:9: expected an attribute name, '>' or '/>'" },
-        { "<domain a='<'/>", 0, -EINVAL, "1:12: '<' is not allowed in an attribute value" },
-        { "<domain/x", 0, -EINVAL, "1:9: expected '>' after '/'" },
-        { "<domain>< a/></domain>", 0, -EINVAL, "1:10: expected an element name after '<'" },
-        { "<domain><1a/></domain>", 0, -EINVAL, "1:10: expected an element name after '<'" },
-        { "<domain></ domain>", 0, -EINVAL, "1:11: expected an element name after '</'" },
-        { "<domain></domain x>", 0, -EINVAL, "1:18: expected '>' to end the end tag" },
-        { "<domain><!-- a -- b --></domain>", 0, -EINVAL, "1:16: '--' is not allowed inside a comment" },
-        { "<domain><!-- a ---></domain>", 0, -EINVAL, "1:16: '--' is not allowed inside a comment" },
-        { "<domain><? x?></domain>", 0, -EINVAL, "1:11: expected a target name after '<?'" },
-        { "<domain><?pi\"x?></domain>", 0, -EINVAL,
-          "1:13: expected whitespace or '?>' after the processing instruction target" },
+        { "<domain a='1' a='2'/>", 0, 1, NULL },
+        { "<domain b='1' a='1' c='1' a='2' b='3'/>", 0, 1, NULL },
+        { "<domain><x q:a='1' q:a='1'/></domain>", 0, 1, NULL },
+        { "<domain a='1'b='2'/>", 0, 1, NULL },
+        { "<domain a=1/>", 0, 1, NULL },
+        { "<domain a/>", 0, 1, NULL },
+        { "<domain \"a\"/>", 0, 1, NULL },
+        { "<domain a='<'/>", 0, 1, NULL },
+        { "<domain/x", 0, 1, NULL },
+        { "<domain>< a/></domain>", 0, 1, NULL },
+        { "<domain><1a/></domain>", 0, 1, NULL },
+        { "<domain></ domain>", 0, 1, NULL },
+        { "<domain></domain x>", 0, 1, NULL },
+        { "<domain><!-- a -- b --></domain>", 0, 1, NULL },
+        { "<domain><!-- a ---></domain>", 0, 1, NULL },
+        { "<domain><? x?></domain>", 0, 1, NULL },
+        { "<domain><?pi\"x?></domain>", 0, 1, NULL },
 
         /* the XML declaration */
-        { "<domain/><?xml version='1.0'?>", 0, -EINVAL, "1:10: the XML declaration is only allowed at the very start" },
-        { " <?xml version='1.0'?><domain/>", 0, -EINVAL, "1:2: the XML declaration is only allowed at the very start" },
-        { "<?XML version='1.0'?><domain/>", 0, -EINVAL, "1:3: processing instruction target 'XML' is reserved" },
-        { "<?xml?><domain/>", 0, -EINVAL, "1:1: XML declaration without a version" },
-        { "<?xml encoding='UTF-8'?><domain/>", 0, -EINVAL, "1:7: XML declaration without a version" },
-        { "<?xml version='2.0'?><domain/>", 0, -EINVAL, "1:16: unsupported XML version '2.0'" },
-        { "<?xml version='1.'?><domain/>", 0, -EINVAL, "1:16: unsupported XML version '1.'" },
-        { "<?xml version='1.0' encoding='ISO-8859-1'?><domain/>", 0, -EINVAL,
-          "1:31: unsupported encoding 'ISO-8859-1', only UTF-8 is supported" },
-        { "<?xml version='1.0' encoding='UTF-16'?><domain/>", 0, -EINVAL,
-          "1:31: unsupported encoding 'UTF-16', only UTF-8 is supported" },
-        { "<?xml version='1.0' standalone='maybe'?><domain/>", 0, -EINVAL, "1:33: invalid XML declaration" },
-        { "<?xml version='1.0' standalone='yes' encoding='UTF-8'?><domain/>", 0, -EINVAL,
-          "1:38: invalid XML declaration" },
-        { "<?xml version='1.0'encoding='UTF-8'?><domain/>", 0, -EINVAL, "1:20: invalid XML declaration" },
-        { "<?xml version='1.0' foo='bar'?><domain/>", 0, -EINVAL, "1:21: invalid XML declaration" },
-        { "<?xml version='1.0'?", 0, -EINVAL, "1:21: unexpected end of input in the XML declaration" },
+        { "<domain/><?xml version='1.0'?>", 0, 1, NULL },
+        { " <?xml version='1.0'?><domain/>", 0, 1, NULL },
+        { "<?XML version='1.0'?><domain/>", 0, 1, NULL },
+        { "<?xml?><domain/>", 0, 1, NULL },
+        { "<?xml encoding='UTF-8'?><domain/>", 0, 1, NULL },
+        { "<?xml version='2.0'?><domain/>", 0, 1, NULL },
+        { "<?xml version='1.0' encoding='UTF-16'?><domain/>", 0, 1, NULL },
+        { "<?xml version='1.0' standalone='maybe'?><domain/>", 0, 1, NULL },
+        { "<?xml version='1.0' standalone='yes' encoding='UTF-8'?><domain/>", 0, 1, NULL },
+        { "<?xml version='1.0'encoding='UTF-8'?><domain/>", 0, 1, NULL },
+        { "<?xml version='1.0' foo='bar'?><domain/>", 0, 1, NULL },
+        { "<?xml version='1.0'?", 0, 1, NULL },
 
         /* the end of input anywhere */
-        { "<", 0, -EINVAL, "1:2: unexpected end of input in a start tag" },
-        { "<domain", 0, -EINVAL, "1:8: unexpected end of input in a start tag" },
-        { "<domain a='1", 0, -EINVAL, "1:13: unexpected end of input in a start tag" },
-        { "<domain a='1'/", 0, -EINVAL, "1:15: unexpected end of input in a start tag" },
-        { "<domain></", 0, -EINVAL, "1:11: unexpected end of input in an end tag" },
-        { "<domain></domain", 0, -EINVAL, "1:17: unexpected end of input in an end tag" },
-        { "<domain><!-- x -", 0, -EINVAL, "1:17: unexpected end of input in a comment" },
-        { "<domain><!--", 0, -EINVAL, "1:13: unexpected end of input in a comment" },
-        { "<domain><!-", 0, -EINVAL, "1:12: unexpected end of input in markup" },
-        { "<domain><![CDATA[ x ]]", 0, -EINVAL, "1:23: unexpected end of input in a CDATA section" },
-        { "<domain><![CDA", 0, -EINVAL, "1:15: unexpected end of input in markup" },
-        { "<domain><?pi x ?", 0, -EINVAL, "1:17: unexpected end of input in a processing instruction" },
-        { "<domain/><!-- x", 0, -EINVAL, "1:16: unexpected end of input in a comment" },
-        { "<domain>&amp", 0, -EINVAL,
-          "1:9: malformed reference: '&' starts &name;, &#NN; or &#xNN; (a literal '&' is &amp;)" },
+        { "<", 0, 1, NULL },
+        { "<domain", 0, 1, NULL },
+        { "<domain a='1", 0, 1, NULL },
+        { "<domain a='1'/", 0, 1, NULL },
+        { "<domain></", 0, 1, NULL },
+        { "<domain></domain", 0, 1, NULL },
+        { "<domain><!-- x -", 0, 1, NULL },
+        { "<domain><!--", 0, 1, NULL },
+        { "<domain><!-", 0, 1, NULL },
+        { "<domain><![CDATA[ x ]]", 0, 1, NULL },
+        { "<domain><![CDA", 0, 1, NULL },
+        { "<domain><?pi x ?", 0, 1, NULL },
+        { "<domain/><!-- x", 0, 1, NULL },
+        { "<domain>&amp", 0, 1, NULL },
 
-        /* positions: lines end at LF, CR LF and CR; columns count characters */
-        { "<domain>\r\n<x>\r\n</y></domain>", 0, -EINVAL, "3:1: end tag </y> does not match <x> opened at 2:1" },
-        { "<domain>\r<x>\r</y></domain>", 0, -EINVAL, "3:1: end tag </y> does not match <x> opened at 2:1" },
-        { "<domain><name>caf\xc3\xa9\t\xe2\x82\xac\xf0\x9f\x98\x80</nom></domain>", 0, -EINVAL,
-          "1:22: end tag </nom> does not match <name> opened at 1:9" },
+        /* line ends: LF, CR LF (libxml2 counts a lone CR as none) */
+        { "<domain>\r\n<x>\r\n</y></domain>", 0, 3, NULL },
+        { "<domain>\r<x>\r</y></domain>", 0, 1, NULL },
+        { "<domain><name>caf\xc3\xa9\t\xe2\x82\xac\xf0\x9f\x98\x80</nom></domain>", 0, 1, NULL },
 
-        /* names and values quoted in messages are cut and escaped */
+        /* long names, non-ASCII names */
         { "<domain><aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa></b></domain>", 0,
-          -EINVAL, "1:91: end tag </b> does not match <aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...> opened at 1:9" },
+          1, NULL },
         { "<domain><\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
-          "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9x></b></domain>", 0, -EINVAL,
-          "1:32: end tag </b> does not match <\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
-          "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9...> opened at 1:9" },
+          "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9x></b></domain>", 0, 1, NULL },
 
-        /* PCI addresses */
-        { ADDRESS("domain='0x0000' bus='0x100' slot='0x00' function='0x0'"), 0, -EINVAL,
-          "5:26: invalid PCI address: bus='0x100' is out of range (at most 0xff)" },
-        { ADDRESS("domain='0x0000' bus='256' slot='0x00' function='0x0'"), 0, -EINVAL,
-          "5:26: invalid PCI address: bus='256' is out of range (at most 0xff)" },
-        { ADDRESS("domain='0x0000' bus='0400' slot='0x00' function='0x0'"), 0, -EINVAL,
-          "5:26: invalid PCI address: bus='0400' is out of range (at most 0xff)" },
-        { ADDRESS("domain='0x0000' bus='0x00' slot='0x20' function='0x0'"), 0, -EINVAL,
-          "5:37: invalid PCI address: slot='0x20' is out of range (at most 0x1f)" },
-        { ADDRESS("domain='0x0000' bus='0x00' slot='0x00' function='8'"), 0, -EINVAL,
-          "5:49: invalid PCI address: function='8' is out of range (at most 7)" },
-        { ADDRESS("domain='0x10000' bus='0x00' slot='0x00' function='0'"), 0, -EINVAL,
-          "5:10: invalid PCI address: domain='0x10000' is out of range (at most 0xffff)" },
-        { ADDRESS("domain='4294967296' bus='0' slot='0' function='0'"), 0, -EINVAL,
-          "5:10: invalid PCI address: domain='4294967296' is out of range (at most 0xffff)" },
-        { ADDRESS("domain='0xffffffffffffffffffffffff' bus='0' slot='0' function='0'"), 0, -EINVAL,
-          "5:10: invalid PCI address: domain='0xffffffffffffffffffffffff' is out of range (at most 0xffff)" },
-        { ADDRESS("domain='0' bus='-1' slot='0' function='0'"), 0, -EINVAL,
-          "5:21: invalid PCI address: bus='-1' is not a number" },
-        { ADDRESS("domain='0' bus='+1' slot='0' function='0'"), 0, -EINVAL,
-          "5:21: invalid PCI address: bus='+1' is not a number" },
-        { ADDRESS("domain='0' bus='' slot='0' function='0'"), 0, -EINVAL,
-          "5:21: invalid PCI address: bus='' is not a number" },
-        { ADDRESS("domain='0' bus=' 1' slot='0' function='0'"), 0, -EINVAL,
-          "5:21: invalid PCI address: bus=' 1' is not a number" },
-        { ADDRESS("domain='0' bus='1 ' slot='0' function='0'"), 0, -EINVAL,
-          "5:21: invalid PCI address: bus='1 ' is not a number" },
-        { ADDRESS("domain='0' bus='0x' slot='0' function='0'"), 0, -EINVAL,
-          "5:21: invalid PCI address: bus='0x' is not a number" },
-        { ADDRESS("domain='0' bus='08' slot='0' function='0'"), 0, -EINVAL,
-          "5:21: invalid PCI address: bus='08' is not a number" },
-        { ADDRESS("domain='0' bus='0x1g' slot='0' function='0'"), 0, -EINVAL,
-          "5:21: invalid PCI address: bus='0x1g' is not a number" },
-        { ADDRESS("domain='0' bus='1e1' slot='0' function='0'"), 0, -EINVAL,
-          "5:21: invalid PCI address: bus='1e1' is not a number" },
-        { ADDRESS("domain='0' bus='0b1' slot='0' function='0'"), 0, -EINVAL,
-          "5:21: invalid PCI address: bus='0b1' is not a number" },
-        { ADDRESS("domain='0' bus='&#9;&apos;\\&#x7f;' slot='0' function='0'"), 0, -EINVAL,
-          "5:21: invalid PCI address: bus='\\x09\\'\\\\\\x7f' is not a number" },
+        /* PCI addresses: values quoted in messages are cut and escaped */
+        { ADDRESS("domain='0x0000' bus='0x100' slot='0x00' function='0x0'"), 0, 5,
+          "5: invalid PCI address: bus='0x100' is out of range (at most 0xff)" },
+        { ADDRESS("domain='0x0000' bus='256' slot='0x00' function='0x0'"), 0, 5,
+          "5: invalid PCI address: bus='256' is out of range (at most 0xff)" },
+        { ADDRESS("domain='0x0000' bus='0400' slot='0x00' function='0x0'"), 0, 5,
+          "5: invalid PCI address: bus='0400' is out of range (at most 0xff)" },
+        { ADDRESS("domain='0x0000' bus='0x00' slot='0x20' function='0x0'"), 0, 5,
+          "5: invalid PCI address: slot='0x20' is out of range (at most 0x1f)" },
+        { ADDRESS("domain='0x0000' bus='0x00' slot='0x00' function='8'"), 0, 5,
+          "5: invalid PCI address: function='8' is out of range (at most 7)" },
+        { ADDRESS("domain='0x10000' bus='0x00' slot='0x00' function='0'"), 0, 5,
+          "5: invalid PCI address: domain='0x10000' is out of range (at most 0xffff)" },
+        { ADDRESS("domain='4294967296' bus='0' slot='0' function='0'"), 0, 5,
+          "5: invalid PCI address: domain='4294967296' is out of range (at most 0xffff)" },
+        { ADDRESS("domain='0xffffffffffffffffffffffff' bus='0' slot='0' function='0'"), 0, 5,
+          "5: invalid PCI address: domain='0xffffffffffffffffffffffff' is out of range (at most 0xffff)" },
+        { ADDRESS("domain='0' bus='-1' slot='0' function='0'"), 0, 5,
+          "5: invalid PCI address: bus='-1' is not a number" },
+        { ADDRESS("domain='0' bus='+1' slot='0' function='0'"), 0, 5,
+          "5: invalid PCI address: bus='+1' is not a number" },
+        { ADDRESS("domain='0' bus='' slot='0' function='0'"), 0, 5,
+          "5: invalid PCI address: bus='' is not a number" },
+        { ADDRESS("domain='0' bus=' 1' slot='0' function='0'"), 0, 5,
+          "5: invalid PCI address: bus=' 1' is not a number" },
+        { ADDRESS("domain='0' bus='1 ' slot='0' function='0'"), 0, 5,
+          "5: invalid PCI address: bus='1 ' is not a number" },
+        { ADDRESS("domain='0' bus='0x' slot='0' function='0'"), 0, 5,
+          "5: invalid PCI address: bus='0x' is not a number" },
+        { ADDRESS("domain='0' bus='08' slot='0' function='0'"), 0, 5,
+          "5: invalid PCI address: bus='08' is not a number" },
+        { ADDRESS("domain='0' bus='0x1g' slot='0' function='0'"), 0, 5,
+          "5: invalid PCI address: bus='0x1g' is not a number" },
+        { ADDRESS("domain='0' bus='1e1' slot='0' function='0'"), 0, 5,
+          "5: invalid PCI address: bus='1e1' is not a number" },
+        { ADDRESS("domain='0' bus='0b1' slot='0' function='0'"), 0, 5,
+          "5: invalid PCI address: bus='0b1' is not a number" },
+        { ADDRESS("domain='0' bus='&#9;&apos;\\&#x7f;' slot='0' function='0'"), 0, 5,
+          "5: invalid PCI address: bus='\\x09\\'\\\\\\x7f' is not a number" },
         { ADDRESS("domain='0' bus='0x000000000000000000000000000000000000000000000000000g' slot='0' function='0'"),
-          0, -EINVAL,
-          "5:21: invalid PCI address: bus='0x00000000000000000000000000000000000000...' is not a number" },
-        { ADDRESS("domain='0x0000' slot='0x00' function='0x0'"), 0, -EINVAL,
-          "5:1: invalid PCI address: no bus attribute" },
-        { ADDRESS("domain='0x0000' bus='0x01' function='0x0'"), 0, -EINVAL,
-          "5:1: invalid PCI address: no slot attribute" },
-        { ADDRESS("domain='0x0000' bus='0x01' slot='0x00'"), 0, -EINVAL,
-          "5:1: invalid PCI address: no function attribute" },
-        { ADDRESS("Bus='1' slot='0' function='0'"), 0, -EINVAL, "5:1: invalid PCI address: no bus attribute" },
+          0, 5,
+          "5: invalid PCI address: bus='0x00000000000000000000000000000000000000...' is not a number" },
+        { ADDRESS("domain='0x0000' slot='0x00' function='0x0'"), 0, 5,
+          "5: invalid PCI address: no bus attribute" },
+        { ADDRESS("domain='0x0000' bus='0x01' function='0x0'"), 0, 5,
+          "5: invalid PCI address: no slot attribute" },
+        { ADDRESS("domain='0x0000' bus='0x01' slot='0x00'"), 0, 5,
+          "5: invalid PCI address: no function attribute" },
+        { ADDRESS("Bus='1' slot='0' function='0'"), 0, 5, "5: invalid PCI address: no bus attribute" },
         { "<domain><devices><interface type='hostdev'><source><address type='pci' domain='0x0000' slot='0x10' "
-          "function='0x2'/></source></interface></devices></domain>", 0, -EINVAL,
-          "1:52: invalid PCI address: no bus attribute" },
+          "function='0x2'/></source></interface></devices></domain>", 0, 1,
+          "1: invalid PCI address: no bus attribute" },
         { "<domain><devices><interface type='hostdev'><source><address type='pci' domain='0x0000' bus='0x3b' "
-          "slot='0x10' function='0x8'/></source></interface></devices></domain>", 0, -EINVAL,
-          "1:111: invalid PCI address: function='0x8' is out of range (at most 7)" },
+          "slot='0x10' function='0x8'/></source></interface></devices></domain>", 0, 1,
+          "1: invalid PCI address: function='0x8' is out of range (at most 7)" },
 };
 
 START_TEST(test_bad) {
@@ -498,14 +500,17 @@ START_TEST(test_bad) {
                 int r;
 
                 r = domain_xml_parse(copy, size, &d, &msg);
-                ck_assert_msg(r == bad[i].r, "case %zu (%s): got %d, expected %d", i, bad[i].xml, r, bad[i].r);
+                ck_assert_msg(r == -EINVAL, "case %zu (%s): got %d", i, bad[i].xml, r);
                 ck_assert_ptr_eq(d, (DomainXml *) 0x1);
-                ck_assert_msg(msg && strcmp(msg, bad[i].message) == 0, "case %zu (%s):\n got      %s\n expected %s",
-                              i, bad[i].xml, msg, bad[i].message);
-                ck_assert(has_position(msg));
+                ck_assert_msg(msg, "case %zu (%s): no message", i, bad[i].xml);
+                if (bad[i].message)
+                        ck_assert_msg(strcmp(msg, bad[i].message) == 0, "case %zu (%s):\n got      %s\n expected %s",
+                                      i, bad[i].xml, msg, bad[i].message);
+                ck_assert_msg(message_line(msg) == bad[i].line, "case %zu (%s): %s, expected line %u",
+                              i, bad[i].xml, msg, bad[i].line);
 
                 /* the same verdict without a result or a message */
-                ck_assert_int_eq(domain_xml_parse(copy, size, NULL, NULL), bad[i].r);
+                ck_assert_int_eq(domain_xml_parse(copy, size, NULL, NULL), -EINVAL);
         }
 }
 END_TEST
@@ -521,8 +526,9 @@ START_TEST(test_arguments) {
 
         ck_assert_int_eq(domain_xml_parse(NULL, 1, NULL, &msg), -EINVAL);
         ck_assert_ptr_null(msg);
+        /* nothing is an empty document */
         ck_assert_int_eq(domain_xml_parse(NULL, 0, NULL, &msg), -EINVAL);
-        ck_assert_str_eq(msg, "1:1: unexpected end of input, expected the root element <domain>");
+        ck_assert_msg(message_line(msg) == 1, "%s", msg);
         free(msg);
 
         ck_assert_ptr_null(domain_xml_free(NULL));
@@ -544,7 +550,7 @@ START_TEST(test_size_limit) {
         ck_assert_int_eq(domain_xml_parse(buf, DOMAIN_XML_SIZE_MAX, &d, NULL), 0);
         ck_assert_str_eq(d->name, "big");
 
-        /* a byte more, even a blank: refused before it is scanned */
+        /* a byte more, even a blank: refused before it is parsed */
         ck_assert_int_eq(domain_xml_parse(buf, DOMAIN_XML_SIZE_MAX + 1, NULL, &msg), -E2BIG);
         ck_assert_str_eq(msg, "document is larger than 16 MiB (16777216 bytes)");
         ck_assert_int_eq(domain_xml_parse(buf, 17 * 1024 * 1024, NULL, &msg2), -E2BIG);
@@ -573,20 +579,73 @@ static char *nested(size_t depth, bool closed) {
 
 START_TEST(test_depth) {
         _cleanup_free_ char *max = nested(DOMAIN_XML_DEPTH_MAX, true);
-        _cleanup_free_ char *over = nested(DOMAIN_XML_DEPTH_MAX + 1, true);
-        _cleanup_free_ char *deep = nested(300, true), *deep_open = nested(100000, false);
-        _cleanup_free_ char *msg = NULL, *msg2 = NULL, *msg3 = NULL;
+        _cleanup_free_ char *over = nested(DOMAIN_XML_DEPTH_MAX + 1, true), *deep_open = nested(100000, false);
+        _cleanup_free_ char *msg = NULL, *msg2 = NULL;
         _cleanup_(domain_xml_freep) DomainXml *d = NULL;
 
         d = parse_ok(max);
-
-        /* the 257th element, at column 8 + 255 * 3 + 1 */
         ck_assert_int_eq(domain_xml_parse(over, strlen(over), NULL, &msg), -EINVAL);
-        ck_assert_str_eq(msg, "1:774: elements nested deeper than 256 levels");
-        ck_assert_int_eq(domain_xml_parse(deep, strlen(deep), NULL, &msg2), -EINVAL);
-        ck_assert_str_eq(msg2, "1:774: elements nested deeper than 256 levels");
-        ck_assert_int_eq(domain_xml_parse(deep_open, strlen(deep_open), NULL, &msg3), -EINVAL);
-        ck_assert_str_eq(msg3, "1:774: elements nested deeper than 256 levels");
+        ck_assert_msg(has_position(msg), "%s", msg);
+        ck_assert_int_eq(domain_xml_parse(deep_open, strlen(deep_open), NULL, &msg2), -EINVAL);
+        ck_assert_msg(has_position(msg2), "%s", msg2);
+}
+END_TEST
+
+/* Entities are neither loaded nor substituted: a DOCTYPE, where they would be declared, is
+ * refused before anything in it is read, and the files named there are never opened (inotify
+ * would see it). */
+START_TEST(test_entities) {
+        static const char secret[] =
+                "<domain><name>from-the-file</name><devices><hostdev mode='subsystem' type='pci'><source>"
+                "<address bus='0x33' slot='0' function='0'/></source></hostdev></devices></domain>";
+        static const char *const templates[] = {
+                "<!DOCTYPE x [<!ENTITY e SYSTEM \"file://%s/secret.xml\">]><domain><name>&e;</name></domain>",
+                "<?xml version='1.0'?>\n<!DOCTYPE domain [\n<!ENTITY e SYSTEM '%s/secret.xml'>\n]>\n"
+                "<domain><name>x&e;</name><devices>&e;<hostdev mode='subsystem' type='pci'><source>"
+                "<address bus='1' slot='0' function='0'/></source></hostdev></devices></domain>",
+                "<!DOCTYPE domain SYSTEM \"%s/secret.xml\">\n<domain/>",
+                "<!DOCTYPE domain [<!ENTITY % p SYSTEM \"%s/secret.xml\"> %p;]><domain/>",
+        };
+        _cleanup_(fixture_tmp_freep) FixtureTmp *tmp = NULL;
+        _cleanup_close_ int watch = -EBADF;
+        _cleanup_free_ char *path = NULL;
+        char events[4096];
+
+        ck_assert_int_eq(fixture_tmp_new(NULL, &tmp), 0);
+        ck_assert_int_eq(fixture_write_string(tmp->fd, "secret.xml", secret), 0);
+        ck_assert_int_ge(asprintf(&path, "%s/secret.xml", tmp->path), 0);
+        watch = inotify_init1(IN_NONBLOCK|IN_CLOEXEC);
+        ck_assert_int_ge(watch, 0);
+        ck_assert_int_ge(inotify_add_watch(watch, path, IN_OPEN|IN_ACCESS), 0);
+
+        for (size_t i = 0; i < ELEMENTSOF(templates); i++) {
+                _cleanup_free_ char *xml = NULL, *msg = NULL;
+                DomainXml *d = NULL;
+                int r;
+
+                /* "%%" would not survive as the parameter entity's '%': put the path in by hand */
+                {
+                        const char *t = templates[i], *at = strstr(t, "%s");
+
+                        ck_assert_ptr_nonnull(at);
+                        ck_assert_int_ge(asprintf(&xml, "%.*s%s%s", (int) (at - t), t, tmp->path, at + 2), 0);
+                }
+                r = domain_xml_parse(xml, strlen(xml), &d, &msg);
+                ck_assert_msg(r == -EINVAL, "case %zu: %d", i, r);
+                ck_assert_ptr_null(d);
+                ck_assert_msg(strstr(msg, ": DOCTYPE declarations are not allowed") && has_position(msg),
+                              "case %zu: %s", i, msg);
+                ck_assert_msg(!strstr(msg, "from-the-file"), "case %zu: %s", i, msg);
+        }
+        ck_assert_msg(read(watch, events, sizeof(events)) < 0 && errno == EAGAIN, "the entity's file was opened");
+
+        /* without a DOCTYPE an entity is not declared: refused, not looked up */
+        {
+                _cleanup_free_ char *msg = NULL;
+
+                ck_assert_int_eq(domain_xml_parse("<domain><name>&e;</name></domain>", 33, NULL, &msg), -EINVAL);
+                ck_assert_msg(message_line(msg) == 1 && strstr(msg, "'e'"), "%s", msg);
+        }
 }
 END_TEST
 
@@ -620,8 +679,6 @@ START_TEST(test_truncated) {
                                 ck_assert_msg(r == -EINVAL, "%s: cut at %zu: %d", samples[s].file, cut, r);
                                 ck_assert_msg(msg && has_position(msg), "%s: cut at %zu: %s", samples[s].file, cut, msg);
                                 ck_assert_ptr_null(d);
-                                ck_assert_msg(cut < root_end || strstr(msg, "unexpected end of input"),
-                                              "%s: cut at %zu: %s", samples[s].file, cut, msg);
                         }
                         if (cut == root_end)
                                 ck_assert_msg(r == 0, "%s: cut after </domain>: %s", samples[s].file, msg);
@@ -656,12 +713,12 @@ START_TEST(test_mutated) {
 }
 END_TEST
 
-/* Many devices with repetitions, and a tag with many attributes: no quadratic work, and the
- * first repetition is the one reported. */
+/* Many devices with repetitions: no quadratic work, each once in the order of its first
+ * appearance. */
 START_TEST(test_many) {
         _cleanup_(domain_xml_freep) DomainXml *d = NULL;
-        _cleanup_free_ char *xml = NULL, *attrs = NULL, *msg = NULL;
-        size_t n = 0, k = 0, alloc = 100000 * 120 + 100;
+        _cleanup_free_ char *xml = NULL;
+        size_t n = 0, alloc = 100000 * 120 + 100;
         char expect[16];
 
         xml = malloc(alloc);
@@ -685,18 +742,6 @@ START_TEST(test_many) {
                 snprintf(expect, sizeof(expect), "%04x:%02x:%02x.%x", a >> 16, (a >> 8) & 0xff, (a >> 3) & 0x1f, a & 7);
                 ck_assert_str_eq(d->pci[i], expect);
         }
-
-        /* 200000 distinct attributes, then a repetition of the 100000th */
-        attrs = malloc(200000 * 12 + 100);
-        ck_assert_ptr_nonnull(attrs);
-        k += (size_t) sprintf(attrs, "<domain");
-        for (unsigned i = 0; i < 200000; i++)
-                k += (size_t) sprintf(attrs + k, " a%u=''", i);
-        k += (size_t) sprintf(attrs + k, " a99999='' a5=''/>");
-        ck_assert_int_eq(domain_xml_parse(attrs, k, NULL, &msg), -EINVAL);
-        snprintf(expect, sizeof(expect), "1:%zu: ", k - strlen("a99999='' a5=''/>") + 1);
-        ck_assert_msg(strncmp(msg, expect, strlen(expect)) == 0 &&
-                      strcmp(msg + strlen(expect), "duplicate attribute 'a99999'") == 0, "%s", msg);
 }
 END_TEST
 
@@ -716,6 +761,7 @@ Suite *domain_xml_suite(void) {
         tc = tcase_create("hostile");
         tcase_add_test(tc, test_size_limit);
         tcase_add_test(tc, test_depth);
+        tcase_add_test(tc, test_entities);
         tcase_add_test(tc, test_truncated);
         tcase_add_test(tc, test_mutated);
         tcase_add_test(tc, test_many);
