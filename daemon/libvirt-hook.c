@@ -22,9 +22,8 @@
 
 #include "ctl-client.h"
 #include "domain-xml.h"
+#include "fileio.h"
 #include "handoff.h"
-
-#define HOOK_INPUT_MAX (16U * 1024 * 1024)
 
 static const char *program = "vfiopmd-libvirt-hook";
 
@@ -35,44 +34,6 @@ static void on_alarm(int sig) {
 
         (void) n;               /* nothing to do about a failed write on the way out */
         _exit(0);
-}
-
-/* All of stdin, at most HOOK_INPUT_MAX bytes (-E2BIG beyond). */
-static int read_input(char **ret, size_t *ret_size) {
-        _cleanup_free_ char *buf = NULL;
-        size_t size = 0, allocated = 0;
-
-        for (;;) {
-                ssize_t n;
-
-                if (size == allocated) {
-                        size_t grow = allocated ? allocated * 2 : 64 * 1024;
-                        char *p;
-
-                        if (allocated > HOOK_INPUT_MAX)
-                                return -E2BIG;
-                        p = realloc(buf, grow + 1);
-                        if (!p)
-                                return -ENOMEM;
-                        buf = p;
-                        allocated = grow;
-                }
-                n = read(STDIN_FILENO, buf + size, allocated - size);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (n == 0)
-                        break;
-                size += (size_t) n;
-        }
-        if (size > HOOK_INPUT_MAX)
-                return -E2BIG;
-        buf[size] = 0;
-        *ret = TAKE_PTR(buf);
-        *ret_size = size;
-        return 0;
 }
 
 int main(int argc, char *argv[]) {
@@ -103,7 +64,13 @@ int main(int argc, char *argv[]) {
         (void) alarm(HANDOFF_TIMEOUT_SEC + 1);
         deadline = now(CLOCK_MONOTONIC) + HANDOFF_TIMEOUT_SEC * USEC_PER_SEC;
 
-        r = read_input(&input, &size);
+        /* a domain's XML is a few KiB, the buffer starts there */
+        r = read_full_fd(STDIN_FILENO, DOMAIN_XML_SIZE_MAX, 64 * 1024, &input, &size);
+        if (r == -EFBIG) {
+                fprintf(stderr, "%s: domain %s: the domain XML on stdin is larger than 16 MiB (%d bytes); nothing %s\n",
+                        program, argv[1], DOMAIN_XML_SIZE_MAX, verb);
+                return 0;
+        }
         if (r < 0) {
                 fprintf(stderr, "%s: domain %s: cannot read the domain XML on stdin: %s; nothing %s\n", program,
                         argv[1], strerror(-r), verb);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "bus-harness.h"
+#include "domain-xml.h"
 #include "fixture.h"
 #include "suites.h"
 
@@ -901,6 +902,32 @@ START_TEST(test_hook) {
 }
 END_TEST
 
+/* stdin is read up to DOMAIN_XML_SIZE_MAX bytes exactly: a document of that size is read (and
+ * has no device, so the hook is done without the bus), one byte more is refused, naming the
+ * limit. */
+START_TEST(test_hook_input_cap) {
+        static const char head[] = "<domain><name>big</name>", tail[] = "</domain>";
+        _cleanup_free_ char *xml = malloc(DOMAIN_XML_SIZE_MAX + 2);
+        Run r;
+
+        ck_assert_ptr_nonnull(xml);
+        memset(xml, ' ', DOMAIN_XML_SIZE_MAX + 1);
+        memcpy(xml, head, strlen(head));
+        memcpy(xml + DOMAIN_XML_SIZE_MAX - strlen(tail), tail, strlen(tail));
+        xml[DOMAIN_XML_SIZE_MAX] = '\0';
+        r = run_full(NULL, 0, xml, HOOK_PATH, (const char *const[]) { "vfiopmd", "vm1", "prepare", "begin", "-", NULL });
+        expect_run(&r, 0, "", "");
+        run_done(&r);
+
+        xml[DOMAIN_XML_SIZE_MAX] = ' ';
+        xml[DOMAIN_XML_SIZE_MAX + 1] = '\0';
+        r = run_full(NULL, 0, xml, HOOK_PATH, (const char *const[]) { "vfiopmd", "vm1", "prepare", "begin", "-", NULL });
+        expect_run(&r, 0, "", "vfiopmd-libvirt-hook: domain vm1: the domain XML on stdin is larger than 16 MiB "
+                   "(16777216 bytes); nothing released\n");
+        run_done(&r);
+}
+END_TEST
+
 /* The daemon owns its name but does not answer: the hook gives up within its deadline and lets
  * the domain start. */
 START_TEST(test_hook_bounded) {
@@ -953,6 +980,7 @@ Suite *ctl_suite(void) {
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_hook);
         tcase_add_test(tc, test_hook_bounded);
+        tcase_add_test(tc, test_hook_input_cap);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "domain-xml.h"
 #include "fileio.h"
 #include "fixture.h"
 #include "suites.h"
@@ -96,6 +97,35 @@ START_TEST(test_read_full_fd) {
 }
 END_TEST
 
+/* The libvirt hook's read of stdin: exactly DOMAIN_XML_SIZE_MAX is read, one byte more is
+ * refused, and nothing past that byte is read. */
+START_TEST(test_read_full_fd_hook_cap) {
+        _cleanup_(fixture_tmp_freep) FixtureTmp *t = NULL;
+        _cleanup_close_ int exact = -EBADF, over = -EBADF;
+        _cleanup_free_ char *data = malloc(DOMAIN_XML_SIZE_MAX + 100), *buf = NULL;
+        size_t n = 0;
+
+        ck_assert_ptr_nonnull(data);
+        memset(data, 'x', DOMAIN_XML_SIZE_MAX + 100);
+        ck_assert_int_eq(fixture_tmp_new(NULL, &t), 0);
+        ck_assert_int_eq(fixture_write(t->fd, "exact", data, DOMAIN_XML_SIZE_MAX), 0);
+        ck_assert_int_eq(fixture_write(t->fd, "over", data, DOMAIN_XML_SIZE_MAX + 100), 0);
+        exact = openat(t->fd, "exact", O_RDONLY|O_CLOEXEC);
+        over = openat(t->fd, "over", O_RDONLY|O_CLOEXEC);
+        ck_assert_int_ge(exact, 0);
+        ck_assert_int_ge(over, 0);
+
+        ck_assert_int_eq(read_full_fd(exact, DOMAIN_XML_SIZE_MAX, 64 * 1024, &buf, &n), 0);
+        ck_assert_uint_eq(n, DOMAIN_XML_SIZE_MAX);
+        ck_assert_int_eq(buf[DOMAIN_XML_SIZE_MAX - 1], 'x');
+        ck_assert_int_eq(buf[DOMAIN_XML_SIZE_MAX], '\0');
+
+        ck_assert_int_eq(read_full_fd(over, DOMAIN_XML_SIZE_MAX, 64 * 1024, &buf, &n), -EFBIG);
+        ck_assert_int_eq(lseek(over, 0, SEEK_CUR), DOMAIN_XML_SIZE_MAX + 1);
+        ck_assert_uint_eq(n, DOMAIN_XML_SIZE_MAX);                              /* untouched on error */
+}
+END_TEST
+
 START_TEST(test_read_file_at) {
         _cleanup_(fixture_tmp_freep) FixtureTmp *t = NULL;
         _cleanup_free_ char *text = NULL;
@@ -152,6 +182,7 @@ Suite *fileio_suite(void) {
 
         tcase_add_test(tc, test_write_file_atomic);
         tcase_add_test(tc, test_read_full_fd);
+        tcase_add_test(tc, test_read_full_fd_hook_cap);
         tcase_add_test(tc, test_read_file_at);
         tcase_add_test(tc, test_open_dir_at);
         suite_add_tcase(s, tc);
