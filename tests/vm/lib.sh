@@ -87,9 +87,11 @@ vm_host_setup() {
 # vfiopmctl --json, as scripts would. dkms: scenarios/debs.sh installs vfio-pm-sim-dkms, which
 # DKMS builds in the guest, offline: dkms Depends on gcc, make, dpkg-dev, patch and kmod, and
 # vm_image_build adds each kernel's linux-headers-KREL (with its -common, linux-kbuild and
-# compiler). Bookworm's dkms ships no systemd unit (nothing of it runs at boot).
+# compiler). Bookworm's dkms ships no systemd unit (nothing of it runs at boot). The lib*
+# packages are what the host-built binaries link (libxml2: the libvirt hook; libvirt pulls it in
+# as well, the hook should not depend on that).
 VM_GUEST_PKGS=(systemd systemd-sysv dbus udev kmod initramfs-tools procps pciutils
-	libevent-2.1-7 libevent-pthreads-2.1-7 libjson-c5 libsystemd0 libudev1
+	libevent-2.1-7 libevent-pthreads-2.1-7 libjson-c5 libsystemd0 libudev1 libxml2
 	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
 	jq dkms)
 
