@@ -2,12 +2,12 @@
 
 /* pm: the per-device state machine of SPEC §3. It owns one device's held VFIO fd (through
  * PmVfioOps, by default vfio.h), its timers (as a single deadline the event loop arms) and the
- * sysfs knobs it changed (power/control, d3cold_allowed), and it counts wakes, arms and time
- * armed.
+ * sysfs knobs it changed (power/control, d3cold_allowed, through power-sysfs.h), and it counts
+ * wakes, arms and time armed.
  *
- * It does no I/O of its own besides what PmEnv, PmVfioOps and sysfs.h (the device's directory)
- * give it, never blocks and never logs: the daemon passes real ones, the unit tests a fake
- * backend and a fake clock. Events come in through the pm_device_*() calls; what the outside must
+ * It does no I/O of its own besides what PmEnv, PmVfioOps and power-sysfs.h (the device's
+ * directory) give it, never blocks and never logs: the daemon passes real ones, the unit tests
+ * a fake backend and a fake clock. Events come in through the pm_device_*() calls; what the outside must
  * know comes out through PmEnv callbacks, which must not call the event functions back.
  *
  * The rules it keeps:
@@ -30,11 +30,8 @@
  *     without the attribute (platform) is left alone silently. While released nothing is
  *     touched: the policy of the moment is applied at Claim.
  *   - The values found before the first change are also kept in a record, one file per device
- *     in PmEnv.state_dir_fd ("power/control=auto\nd3cold_allowed=1\n", the attributes changed
- *     or about to be), written atomically before the write to sysfs and removed once both are
- *     back. A device whose record exists when pm_device_new() is called takes the record's
- *     values as the originals, not what sysfs shows: they are what a daemon that died without
- *     putting them back (SIGKILL, watchdog, crash) found, and they are put back as usual. */
+ *     in PmEnv.state_dir_fd, and a record left by a daemon that died gives the originals
+ *     (power-sysfs.h, which keeps both knobs and the record for pm). */
 
 #include <stdbool.h>
 #include <stdint.h>
