@@ -22,7 +22,7 @@ struct PmDevice {
 
         PolicyValues policy;
         bool have_policy;               /* set_policy() was called */
-        PmRelease released;             /* not NONE: not held until Claim, and why */
+        PmRelease release_reason;       /* not NONE: released (state released until Claim), and why */
 
         PmState state;
         usec_t deadline;
@@ -437,7 +437,7 @@ static int reconcile(PmDevice *d, usec_t now) {
         PolicyMode m = d->policy.mode;
         int r;
 
-        if (d->released != PM_RELEASE_NONE) {
+        if (d->release_reason != PM_RELEASE_NONE) {
                 device_close(d);
                 transition(d, now, PM_STATE_RELEASED, USEC_INFINITY);
                 return 0;
@@ -579,7 +579,7 @@ int pm_device_set_policy(PmDevice *d, const PolicyValues *policy) {
         d->have_policy = true;
 
         /* released: remembered, applied at Claim */
-        if (d->released != PM_RELEASE_NONE)
+        if (d->release_reason != PM_RELEASE_NONE)
                 return 0;
 
         now = now_mono(d);
@@ -611,10 +611,10 @@ int pm_device_claim(PmDevice *d) {
                 return -EINVAL;
         now = now_mono(d);
 
-        if (d->released != PM_RELEASE_NONE) {
+        if (d->release_reason != PM_RELEASE_NONE) {
                 bool exit_failed;
 
-                d->released = PM_RELEASE_NONE;
+                d->release_reason = PM_RELEASE_NONE;
                 k = apply_d3cold(d, now, &exit_failed);        /* not held: nothing to exit */
                 r = reconcile(d, now);
                 return r < 0 ? r : k;
@@ -641,23 +641,23 @@ int pm_device_claim(PmDevice *d) {
 int pm_device_release(PmDevice *d, PmRelease why) {
         if (!d || (why != PM_RELEASE_OWN && why != PM_RELEASE_GROUP && why != PM_RELEASE_RESERVATION))
                 return -EINVAL;
-        if (d->released != PM_RELEASE_NONE) {
+        if (d->release_reason != PM_RELEASE_NONE) {
                 /* an own Release or reservation outlasts a Claim of the group's device */
                 if (why != PM_RELEASE_GROUP)
-                        d->released = why;
+                        d->release_reason = why;
                 return 0;
         }
         if (d->have_policy && why != PM_RELEASE_RESERVATION && !mode_holds(d->policy.mode))
                 return -ENOTCONN;
 
         device_close(d);
-        d->released = why;
+        d->release_reason = why;
         transition(d, now_mono(d), PM_STATE_RELEASED, USEC_INFINITY);
         return 0;
 }
 
 PmRelease pm_device_release_reason(const PmDevice *d) {
-        return d->released;
+        return d->release_reason;
 }
 
 int pm_device_wake(PmDevice *d) {
@@ -724,7 +724,7 @@ int pm_device_handle_request(PmDevice *d) {
 
         /* an unbind waits for this close: no exit, nothing else first */
         device_close(d);
-        d->released = PM_RELEASE_REQUEST;
+        d->release_reason = PM_RELEASE_REQUEST;
         transition(d, now_mono(d), PM_STATE_RELEASED, USEC_INFINITY);
         return 0;
 }
