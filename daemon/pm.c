@@ -432,26 +432,26 @@ static int apply_d3cold(PmDevice *d, usec_t now, bool *exit_failed) {
 
 /* ---- deciding --------------------------------------------------------------------------- */
 
-/* Brings the device where its policy wants it, from wherever it is. */
-static int reconcile(PmDevice *d, usec_t now) {
+/* The half of reconcile() for a device that is not held, or must be let go (released, modes
+ * kernel and on): closed, then released, on, kernel, or opened for auto and wakeup. */
+static int reconcile_unheld(PmDevice *d, usec_t now) {
         PolicyMode m = d->policy.mode;
         int r;
 
+        device_close(d);
         if (d->release_reason != PM_RELEASE_NONE) {
-                device_close(d);
                 transition(d, now, PM_STATE_RELEASED, USEC_INFINITY);
                 return 0;
         }
 
+        if (m == POLICY_MODE_ON) {
+                r = power_sysfs_control_on(&d->power);
+                if (r < 0)
+                        return enter_error(d, now, POWER_SYSFS_CONTROL, r);
+                transition(d, now, PM_STATE_ON, USEC_INFINITY);
+                return 0;
+        }
         if (!mode_holds(m)) {
-                device_close(d);
-                if (m == POLICY_MODE_ON) {
-                        r = power_sysfs_control_on(&d->power);
-                        if (r < 0)
-                                return enter_error(d, now, POWER_SYSFS_CONTROL, r);
-                        transition(d, now, PM_STATE_ON, USEC_INFINITY);
-                        return 0;
-                }
                 r = power_sysfs_control_restore(&d->power);
                 transition(d, now, PM_STATE_KERNEL, USEC_INFINITY);
                 if (r < 0) {
@@ -461,22 +461,26 @@ static int reconcile(PmDevice *d, usec_t now) {
                 return 0;
         }
 
-        if (!d->vfio) {
-                /* leaving mode on: the kernel's setting back before the device is held */
-                r = power_sysfs_control_restore(&d->power);
-                if (r < 0)
-                        return enter_error(d, now, POWER_SYSFS_CONTROL, r);
-                r = device_open(d);
-                if (r == -EBUSY) {
-                        /* no timer: Claim or a udev event retries */
-                        set_error(d, "open", r);
-                        transition(d, now, PM_STATE_BUSY, USEC_INFINITY);
-                        return r;
-                }
-                if (r < 0)
-                        return enter_error(d, now, "open", r);
-                return device_wait_or_arm(d, now, PM_STATE_IDLE, now, d->policy.arm_delay_ms);
+        /* leaving mode on: the kernel's setting back before the device is held */
+        r = power_sysfs_control_restore(&d->power);
+        if (r < 0)
+                return enter_error(d, now, POWER_SYSFS_CONTROL, r);
+        r = device_open(d);
+        if (r == -EBUSY) {
+                /* no timer: Claim or a udev event retries */
+                set_error(d, "open", r);
+                transition(d, now, PM_STATE_BUSY, USEC_INFINITY);
+                return r;
         }
+        if (r < 0)
+                return enter_error(d, now, "open", r);
+        return device_wait_or_arm(d, now, PM_STATE_IDLE, now, d->policy.arm_delay_ms);
+}
+
+/* The half of reconcile() for a held device its policy still wants held (auto, wakeup): the
+ * wait of its state goes on with the policy's delays, or the entry in force becomes the mode's. */
+static int reconcile_held(PmDevice *d, usec_t now) {
+        int r;
 
         switch (d->state) {
         case PM_STATE_IDLE:
@@ -487,7 +491,7 @@ static int reconcile(PmDevice *d, usec_t now) {
                 return device_wait_or_arm(d, now, PM_STATE_FLAPPING, d->phase_start,
                                           d->policy.flap_hold_s * 1000);
         case PM_STATE_ARMED: {
-                PmEntry wanted = m == POLICY_MODE_WAKEUP ? PM_ENTRY_WAKEUP : PM_ENTRY_PLAIN;
+                PmEntry wanted = d->policy.mode == POLICY_MODE_WAKEUP ? PM_ENTRY_WAKEUP : PM_ENTRY_PLAIN;
 
                 if (d->in_force == wanted)
                         return 0;
@@ -512,6 +516,13 @@ static int reconcile(PmDevice *d, usec_t now) {
         }
         /* held in a state that holds nothing: cannot happen; start over as after an open */
         return device_wait_or_arm(d, now, PM_STATE_IDLE, now, d->policy.arm_delay_ms);
+}
+
+/* Brings the device where its policy wants it, from wherever it is. */
+static int reconcile(PmDevice *d, usec_t now) {
+        if (d->vfio && d->release_reason == PM_RELEASE_NONE && mode_holds(d->policy.mode))
+                return reconcile_held(d, now);
+        return reconcile_unheld(d, now);
 }
 
 /* ---- the object ------------------------------------------------------------------------- */
