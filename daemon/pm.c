@@ -22,7 +22,7 @@ struct PmDevice {
 
         PolicyValues policy;
         bool have_policy;               /* set_policy() was called */
-        PmRelease release_reason;       /* not NONE: released (state released until Claim), and why */
+        PmRelease release_reason;       /* not NONE exactly while released (until Claim): why */
 
         PmState state;
         usec_t deadline;
