@@ -104,8 +104,9 @@ char *pm_state_counts_format(const size_t count[_PM_STATE_MAX], char *buf, size_
  *
  * Which one of a cell: set_policy and claim go where the mode, the delays and the device's
  * answer (EBUSY, a failure) lead; release stays only when refused (-ENOTCONN in kernel and on,
- * and in error from mode on); wake and handle_wake end in armed with no rearm delay; handle_request
- * stays when not held or spurious; handle_timer acts only at its deadline. pm_device_new() gives
+ * and in error from mode on); wake and handle_wake end in armed when there is no rearm delay,
+ * handle_wake also on a signal that is no wake; handle_request stays when not held or spurious;
+ * handle_timer acts only at its deadline. pm_device_new() gives
  * kernel; pm_device_free() ends any state. tests/unit/test-pm.c keeps the table as data and
  * drives a device into every state and through every event: each result is in its cell, and
  * every entry of every cell is reached. */
