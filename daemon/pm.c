@@ -1,19 +1,10 @@
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include "fileio.h"
 #include "pm.h"
-#include "sysfs.h"
-
-#define POWER_CONTROL "power/control"
-#define D3COLD_ALLOWED "d3cold_allowed"
-#define RUNTIME_SUSPENDED_TIME "power/runtime_suspended_time"
+#include "power-sysfs.h"
 
 /* What the kernel has in force on the held device, as far as the daemon knows. */
 typedef enum PmEntry {
@@ -28,11 +19,10 @@ struct PmDevice {
         void *ops_userdata;
         char *bus;
         char *name;
-        int dir_fd;                     /* borrowed */
 
         PolicyValues policy;
         bool have_policy;               /* set_policy() was called */
-        PmRelease released;             /* not NONE: not held until Claim, and why */
+        PmRelease release_reason;       /* not NONE exactly while released (until Claim): why */
 
         PmState state;
         usec_t deadline;
@@ -59,16 +49,7 @@ struct PmDevice {
         usec_t *flap_times;
         size_t flap_n, flap_head, flap_alloc;
 
-        /* sysfs values found before the daemon changed them, restored later; NULL: untouched */
-        char *saved_control;            /* power/control, while in mode on */
-        bool control_written;           /* "on" was written */
-        char *saved_d3cold;             /* d3cold_allowed, while the policy sets d3cold */
-        char d3cold_now[2];             /* what d3cold_allowed holds while saved_d3cold is set;
-                                         * "": unknown (written whatever the target) */
-
-        /* what the record in env.state_dir_fd holds, as far as known */
-        bool record_control, record_d3cold;
-        bool record_stray;              /* a file is there that holds neither (corrupt) */
+        PowerSysfs power;               /* power/control, d3cold_allowed and their record */
 };
 
 static const char *const pm_state_table[_PM_STATE_MAX] = {
@@ -409,291 +390,13 @@ static bool flap_record(PmDevice *d, usec_t now) {
         return false;
 }
 
-/* ---- the record of the originals -------------------------------------------------------- */
+/* ---- sysfs ------------------------------------------------------------------------------ */
 
-/* One file per device, named after it, in env.state_dir_fd: the originals of the attributes
- * changed (or about to be), one "attribute=value" line each. It outlives the daemon, so that
- * the next one puts back what this one found rather than what it left. */
+static void power_record_failed(void *userdata, const char *what, int error) {
+        PmDevice *d = userdata;
 
-static bool record_name_ok(const char *name) {
-        /* a kernel name has no '/'; a dot name could be "..", or one of our temporary files */
-        return name[0] != '\0' && name[0] != '.' && !strchr(name, '/') && strlen(name) <= NAME_MAX - 32;
-}
-
-static bool record_enabled(const PmDevice *d) {
-        return d->env.state_dir_fd >= 0 && record_name_ok(d->name);
-}
-
-static void record_failed(PmDevice *d, const char *what, int error) {
         if (d->env.record_failed)
                 d->env.record_failed(d->env.userdata, d, what, error);
-}
-
-static bool control_value_ok(const char *v) {
-        return strcmp(v, "auto") == 0 || strcmp(v, "on") == 0;
-}
-
-static bool d3cold_value_ok(const char *v) {
-        return strcmp(v, "0") == 0 || strcmp(v, "1") == 0;
-}
-
-/* Parses text into the two originals (NULL: not recorded). Anything but known attributes with
- * values sysfs can hold, each at most once, is -EBADMSG. */
-static int record_parse(const char *text, char **ret_control, char **ret_d3cold) {
-        _cleanup_free_ char *control = NULL, *d3cold = NULL;
-        const char *p = text;
-
-        while (*p) {
-                const char *eol = strchr(p, '\n'), *eq;
-                char **slot;
-                size_t klen;
-
-                if (!eol)
-                        return -EBADMSG;        /* cut short */
-                eq = memchr(p, '=', (size_t) (eol - p));
-                if (!eq)
-                        return -EBADMSG;
-                klen = (size_t) (eq - p);
-                if (klen == strlen(POWER_CONTROL) && strncmp(p, POWER_CONTROL, klen) == 0)
-                        slot = &control;
-                else if (klen == strlen(D3COLD_ALLOWED) && strncmp(p, D3COLD_ALLOWED, klen) == 0)
-                        slot = &d3cold;
-                else
-                        return -EBADMSG;
-                if (*slot)
-                        return -EBADMSG;
-                *slot = strndup(eq + 1, (size_t) (eol - eq - 1));
-                if (!*slot)
-                        return -ENOMEM;
-                if (slot == &control ? !control_value_ok(control) : !d3cold_value_ok(d3cold))
-                        return -EBADMSG;
-                p = eol + 1;
-        }
-        if (!control && !d3cold)
-                return -EBADMSG;
-        *ret_control = TAKE_PTR(control);
-        *ret_d3cold = TAKE_PTR(d3cold);
-        return 0;
-}
-
-/* Reads the device's record: 0 and both NULL when there is none. */
-static int record_read(PmDevice *d, char **ret_control, char **ret_d3cold) {
-        _cleanup_free_ char *text = NULL;
-        int r;
-
-        r = read_file_at(d->env.state_dir_fd, d->name, 254, &text);
-        if (r == -ENOENT) {
-                *ret_control = *ret_d3cold = NULL;
-                return 0;
-        }
-        if (r == -EFBIG)
-                return -EBADMSG;        /* far more than a record holds */
-        if (r < 0)
-                return r;
-        return record_parse(text, ret_control, ret_d3cold);
-}
-
-/* Replaces the record with text, atomically (fileio.h). */
-static int record_write(PmDevice *d, const char *text) {
-        return write_file_atomic(d->env.state_dir_fd, d->name, text, 0);
-}
-
-/* Makes the record hold the originals of the attributes that differ from them now, and of
- * those named about to be changed (control, d3cold); removes it when none does. Called before
- * a write that changes an attribute and after one that puts it back. A failure is reported
- * (record_failed) and changes nothing else: the originals are still in memory. */
-static void record_sync(PmDevice *d, bool control, bool d3cold) {
-        char text[128];
-        int r;
-
-        if (!record_enabled(d))
-                return;
-        control = d->saved_control && (control || d->control_written);
-        d3cold = d->saved_d3cold && (d3cold || strcmp(d->d3cold_now, d->saved_d3cold) != 0);
-        if (control == d->record_control && d3cold == d->record_d3cold && !d->record_stray)
-                return;
-
-        if (!control && !d3cold) {
-                if (unlinkat(d->env.state_dir_fd, d->name, 0) < 0 && errno != ENOENT) {
-                        record_failed(d, "remove", -errno);
-                        return;
-                }
-        } else {
-                (void) snprintf(text, sizeof(text), "%s%s%s%s%s%s",
-                                control ? POWER_CONTROL "=" : "", control ? d->saved_control : "",
-                                control ? "\n" : "",
-                                d3cold ? D3COLD_ALLOWED "=" : "", d3cold ? d->saved_d3cold : "",
-                                d3cold ? "\n" : "");
-                r = record_write(d, text);
-                if (r < 0) {
-                        record_failed(d, "write", r);
-                        return;
-                }
-        }
-        d->record_control = control;
-        d->record_d3cold = d3cold;
-        d->record_stray = false;
-}
-
-/* pm_device_new(): a record left by an earlier daemon gives the originals, and says what it may
- * have changed: put back by the first decision (or by free) unless the policy wants it so. */
-static void record_adopt(PmDevice *d) {
-        _cleanup_free_ char *control = NULL, *d3cold = NULL, *now = NULL;
-        int r;
-
-        if (!record_enabled(d))
-                return;
-        r = record_read(d, &control, &d3cold);
-        if (r < 0) {
-                /* ignored, but still there: removed or replaced at the first sync */
-                d->record_stray = true;
-                record_failed(d, "read", r);
-                return;
-        }
-        /* what the file holds; the first sync makes it say what is true now */
-        d->record_control = control;
-        d->record_d3cold = d3cold;
-
-        if (control) {
-                r = sysfs_read_attr(d->dir_fd, POWER_CONTROL, &now);
-                if (r != -ENOENT) {
-                        /* unreadable now: written back regardless */
-                        d->control_written = r < 0 || strcmp(now, control) != 0;
-                        d->saved_control = TAKE_PTR(control);
-                }
-                free(now);
-                now = NULL;
-        }
-        if (d3cold) {
-                r = sysfs_read_attr(d->dir_fd, D3COLD_ALLOWED, &now);
-                if (r != -ENOENT) {
-                        if (r >= 0 && strlen(now) < sizeof(d->d3cold_now))
-                                strcpy(d->d3cold_now, now);
-                        else
-                                d->d3cold_now[0] = '\0';
-                        d->saved_d3cold = TAKE_PTR(d3cold);
-                }
-        }
-}
-
-/* ---- sysfs: power/control and d3cold_allowed -------------------------------------------- */
-
-/* Mode on: power/control = on, remembering what it was. A device without the attribute has no
- * runtime PM to keep off: nothing to do. */
-static int power_on(PmDevice *d) {
-        int r;
-
-        if (!d->saved_control) {
-                char *v = NULL;
-
-                r = sysfs_read_attr(d->dir_fd, POWER_CONTROL, &v);
-                if (r == -ENOENT)
-                        return 0;
-                if (r < 0)
-                        return r;
-                d->saved_control = v;
-                d->control_written = false;
-        }
-        if (d->control_written || strcmp(d->saved_control, "on") == 0)
-                return 0;
-        record_sync(d, true, false);
-        r = sysfs_write_attr(d->dir_fd, POWER_CONTROL, "on");
-        if (r < 0)
-                return r;
-        d->control_written = true;
-        return 0;
-}
-
-/* Leaving mode on: power/control back to what it was. */
-static int power_restore(PmDevice *d) {
-        int r;
-
-        if (!d->saved_control)
-                return 0;
-        if (d->control_written) {
-                r = sysfs_write_attr(d->dir_fd, POWER_CONTROL, d->saved_control);
-                if (r < 0 && r != -ENOENT)
-                        return r;
-        }
-        free(d->saved_control);
-        d->saved_control = NULL;
-        d->control_written = false;
-        record_sync(d, false, false);
-        return 0;
-}
-
-/* Reads d3cold_allowed once, when the policy first sets d3cold. A device without it (platform
- * devices) is left alone silently. */
-static int d3cold_load(PmDevice *d) {
-        char *v = NULL;
-        int r;
-
-        if (d->saved_d3cold || (d->policy.d3cold != POLICY_D3COLD_ALLOW && d->policy.d3cold != POLICY_D3COLD_DENY))
-                return 0;
-        r = sysfs_read_attr(d->dir_fd, D3COLD_ALLOWED, &v);
-        if (r == -ENOENT)
-                return 0;
-        if (r < 0)
-                return r;
-        if (strlen(v) >= sizeof(d->d3cold_now)) {
-                free(v);
-                return -EBADMSG;
-        }
-        strcpy(d->d3cold_now, v);
-        d->saved_d3cold = v;
-        return 0;
-}
-
-/* What d3cold_allowed should hold; NULL: nothing to do (untouched, or no such attribute). */
-static const char *d3cold_target(const PmDevice *d) {
-        if (!d->saved_d3cold)
-                return NULL;
-        switch (d->policy.d3cold) {
-        case POLICY_D3COLD_ALLOW:
-                return "1";
-        case POLICY_D3COLD_DENY:
-                return "0";
-        case POLICY_D3COLD_LEAVE:
-        case _POLICY_D3COLD_MAX:
-        case _POLICY_D3COLD_INVALID:
-                break;
-        }
-        return d->saved_d3cold;         /* null: back to what it was */
-}
-
-static bool d3cold_needs_write(const PmDevice *d) {
-        const char *t = d3cold_target(d);
-
-        return t && strcmp(t, d->d3cold_now) != 0;
-}
-
-/* Writes the target; once restored (policy null), forgets the saved value. */
-static int d3cold_write(PmDevice *d) {
-        const char *t = d3cold_target(d);
-        int r;
-
-        if (!t)
-                return 0;
-        if (strcmp(t, d->d3cold_now) != 0) {
-                record_sync(d, false, strcmp(t, d->saved_d3cold) != 0);
-                r = sysfs_write_attr(d->dir_fd, D3COLD_ALLOWED, t);
-                if (r == -ENOENT) {
-                        /* gone meanwhile: nothing to restore either */
-                        free(d->saved_d3cold);
-                        d->saved_d3cold = NULL;
-                        record_sync(d, false, false);
-                        return 0;
-                }
-                if (r < 0)
-                        return r;
-                strcpy(d->d3cold_now, t);
-        }
-        if (t == d->saved_d3cold) {
-                free(d->saved_d3cold);
-                d->saved_d3cold = NULL;
-        }
-        record_sync(d, false, false);
-        return 0;
 }
 
 /* Applies the policy's d3cold. A write to d3cold_allowed resumes the device (PCI's store calls
@@ -705,13 +408,13 @@ static int apply_d3cold(PmDevice *d, usec_t now, bool *exit_failed) {
         int r;
 
         *exit_failed = false;
-        r = d3cold_load(d);
+        r = power_sysfs_d3cold_check(&d->power, d->policy.d3cold);
         if (r < 0) {
-                set_error(d, D3COLD_ALLOWED, r);
+                set_error(d, POWER_SYSFS_D3COLD, r);
                 return r;
         }
-        if (!d3cold_needs_write(d))
-                return d3cold_write(d);         /* at most forgets a value already restored */
+        if (r == 0)     /* at most forgets a value already restored */
+                return power_sysfs_d3cold_write(&d->power, d->policy.d3cold);
         if (d->vfio && d->in_force != PM_ENTRY_NONE) {
                 r = device_disarm(d);
                 if (r < 0) {
@@ -719,9 +422,9 @@ static int apply_d3cold(PmDevice *d, usec_t now, bool *exit_failed) {
                         return enter_error(d, now, "LOW_POWER_EXIT", r);
                 }
         }
-        r = d3cold_write(d);
+        r = power_sysfs_d3cold_write(&d->power, d->policy.d3cold);
         if (r < 0) {
-                set_error(d, D3COLD_ALLOWED, r);
+                set_error(d, POWER_SYSFS_D3COLD, r);
                 return r;
         }
         return 0;
@@ -729,51 +432,55 @@ static int apply_d3cold(PmDevice *d, usec_t now, bool *exit_failed) {
 
 /* ---- deciding --------------------------------------------------------------------------- */
 
-/* Brings the device where its policy wants it, from wherever it is. */
-static int reconcile(PmDevice *d, usec_t now) {
+/* The half of reconcile() for a device that is not held, or must be let go (released, modes
+ * kernel and on): closed, then released, on, kernel, or opened for auto and wakeup. */
+static int reconcile_unheld(PmDevice *d, usec_t now) {
         PolicyMode m = d->policy.mode;
         int r;
 
-        if (d->released != PM_RELEASE_NONE) {
-                device_close(d);
+        device_close(d);
+        if (d->release_reason != PM_RELEASE_NONE) {
                 transition(d, now, PM_STATE_RELEASED, USEC_INFINITY);
                 return 0;
         }
 
+        if (m == POLICY_MODE_ON) {
+                r = power_sysfs_control_on(&d->power);
+                if (r < 0)
+                        return enter_error(d, now, POWER_SYSFS_CONTROL, r);
+                transition(d, now, PM_STATE_ON, USEC_INFINITY);
+                return 0;
+        }
         if (!mode_holds(m)) {
-                device_close(d);
-                if (m == POLICY_MODE_ON) {
-                        r = power_on(d);
-                        if (r < 0)
-                                return enter_error(d, now, POWER_CONTROL, r);
-                        transition(d, now, PM_STATE_ON, USEC_INFINITY);
-                        return 0;
-                }
-                r = power_restore(d);
+                r = power_sysfs_control_restore(&d->power);
                 transition(d, now, PM_STATE_KERNEL, USEC_INFINITY);
                 if (r < 0) {
-                        set_error(d, POWER_CONTROL, r);
+                        set_error(d, POWER_SYSFS_CONTROL, r);
                         return r;
                 }
                 return 0;
         }
 
-        if (!d->vfio) {
-                /* leaving mode on: the kernel's setting back before the device is held */
-                r = power_restore(d);
-                if (r < 0)
-                        return enter_error(d, now, POWER_CONTROL, r);
-                r = device_open(d);
-                if (r == -EBUSY) {
-                        /* no timer: Claim or a udev event retries */
-                        set_error(d, "open", r);
-                        transition(d, now, PM_STATE_BUSY, USEC_INFINITY);
-                        return r;
-                }
-                if (r < 0)
-                        return enter_error(d, now, "open", r);
-                return device_wait_or_arm(d, now, PM_STATE_IDLE, now, d->policy.arm_delay_ms);
+        /* leaving mode on: the kernel's setting back before the device is held */
+        r = power_sysfs_control_restore(&d->power);
+        if (r < 0)
+                return enter_error(d, now, POWER_SYSFS_CONTROL, r);
+        r = device_open(d);
+        if (r == -EBUSY) {
+                /* no timer: Claim or a udev event retries */
+                set_error(d, "open", r);
+                transition(d, now, PM_STATE_BUSY, USEC_INFINITY);
+                return r;
         }
+        if (r < 0)
+                return enter_error(d, now, "open", r);
+        return device_wait_or_arm(d, now, PM_STATE_IDLE, now, d->policy.arm_delay_ms);
+}
+
+/* The half of reconcile() for a held device its policy still wants held (auto, wakeup): the
+ * wait of its state goes on with the policy's delays, or the entry in force becomes the mode's. */
+static int reconcile_held(PmDevice *d, usec_t now) {
+        int r;
 
         switch (d->state) {
         case PM_STATE_IDLE:
@@ -784,7 +491,7 @@ static int reconcile(PmDevice *d, usec_t now) {
                 return device_wait_or_arm(d, now, PM_STATE_FLAPPING, d->phase_start,
                                           d->policy.flap_hold_s * 1000);
         case PM_STATE_ARMED: {
-                PmEntry wanted = m == POLICY_MODE_WAKEUP ? PM_ENTRY_WAKEUP : PM_ENTRY_PLAIN;
+                PmEntry wanted = d->policy.mode == POLICY_MODE_WAKEUP ? PM_ENTRY_WAKEUP : PM_ENTRY_PLAIN;
 
                 if (d->in_force == wanted)
                         return 0;
@@ -811,10 +518,17 @@ static int reconcile(PmDevice *d, usec_t now) {
         return device_wait_or_arm(d, now, PM_STATE_IDLE, now, d->policy.arm_delay_ms);
 }
 
+/* Brings the device where its policy wants it, from wherever it is. */
+static int reconcile(PmDevice *d, usec_t now) {
+        if (d->vfio && d->release_reason == PM_RELEASE_NONE && mode_holds(d->policy.mode))
+                return reconcile_held(d, now);
+        return reconcile_unheld(d, now);
+}
+
 /* ---- the object ------------------------------------------------------------------------- */
 
 int pm_device_new(const PmEnv *env, const char *bus, const char *name, int dev_dir_fd, PmDevice **ret) {
-        PmDevice *d;
+        _cleanup_(pm_device_freep) PmDevice *d = NULL;
 
         if (!env || !env->now || !env->now_realtime || !bus || !name || !ret)
                 return -EINVAL;
@@ -827,22 +541,17 @@ int pm_device_new(const PmEnv *env, const char *bus, const char *name, int dev_d
         d->env = *env;
         d->ops = env->vfio_ops ?: &default_ops;
         d->ops_userdata = env->vfio_ops ? env->vfio_userdata : env->backend;
-        d->bus = strdup(bus);
-        d->name = strdup(name);
-        if (!d->bus || !d->name) {
-                free(d->bus);
-                free(d->name);
-                free(d);
-                return -ENOMEM;
-        }
-        d->dir_fd = dev_dir_fd;
         d->policy = *policy_defaults();
         d->state = PM_STATE_KERNEL;
         d->deadline = USEC_INFINITY;
         d->armed_since = USEC_INFINITY;
-        record_adopt(d);
+        d->bus = strdup(bus);
+        d->name = strdup(name);
+        if (!d->bus || !d->name)
+                return -ENOMEM;         /* freed with d->power never set up: nothing touched */
+        power_sysfs_init(&d->power, dev_dir_fd, env->state_dir_fd, d->name, power_record_failed, d);
 
-        *ret = d;
+        *ret = TAKE_PTR(d);
         return 0;
 }
 
@@ -851,18 +560,8 @@ PmDevice *pm_device_free(PmDevice *d) {
                 return NULL;
 
         device_close(d);
-        (void) power_restore(d);        /* the record forgets power/control once it is back */
-        if (d->saved_d3cold && strcmp(d->saved_d3cold, d->d3cold_now) != 0) {
-                int r = sysfs_write_attr(d->dir_fd, D3COLD_ALLOWED, d->saved_d3cold);
+        power_sysfs_done(&d->power);
 
-                if (r >= 0 || r == -ENOENT)
-                        strcpy(d->d3cold_now, d->saved_d3cold);
-                /* else kept in the record: the next daemon to take the device tries again */
-        }
-        record_sync(d, false, false);
-
-        free(d->saved_control);
-        free(d->saved_d3cold);
         free(d->flap_times);
         free(d->bus);
         free(d->name);
@@ -891,7 +590,7 @@ int pm_device_set_policy(PmDevice *d, const PolicyValues *policy) {
         d->have_policy = true;
 
         /* released: remembered, applied at Claim */
-        if (d->released != PM_RELEASE_NONE)
+        if (d->release_reason != PM_RELEASE_NONE)
                 return 0;
 
         now = now_mono(d);
@@ -923,10 +622,10 @@ int pm_device_claim(PmDevice *d) {
                 return -EINVAL;
         now = now_mono(d);
 
-        if (d->released != PM_RELEASE_NONE) {
+        if (d->release_reason != PM_RELEASE_NONE) {
                 bool exit_failed;
 
-                d->released = PM_RELEASE_NONE;
+                d->release_reason = PM_RELEASE_NONE;
                 k = apply_d3cold(d, now, &exit_failed);        /* not held: nothing to exit */
                 r = reconcile(d, now);
                 return r < 0 ? r : k;
@@ -953,23 +652,23 @@ int pm_device_claim(PmDevice *d) {
 int pm_device_release(PmDevice *d, PmRelease why) {
         if (!d || (why != PM_RELEASE_OWN && why != PM_RELEASE_GROUP && why != PM_RELEASE_RESERVATION))
                 return -EINVAL;
-        if (d->released != PM_RELEASE_NONE) {
+        if (d->release_reason != PM_RELEASE_NONE) {
                 /* an own Release or reservation outlasts a Claim of the group's device */
                 if (why != PM_RELEASE_GROUP)
-                        d->released = why;
+                        d->release_reason = why;
                 return 0;
         }
         if (d->have_policy && why != PM_RELEASE_RESERVATION && !mode_holds(d->policy.mode))
                 return -ENOTCONN;
 
         device_close(d);
-        d->released = why;
+        d->release_reason = why;
         transition(d, now_mono(d), PM_STATE_RELEASED, USEC_INFINITY);
         return 0;
 }
 
 PmRelease pm_device_release_reason(const PmDevice *d) {
-        return d->released;
+        return d->release_reason;
 }
 
 int pm_device_wake(PmDevice *d) {
@@ -1036,7 +735,7 @@ int pm_device_handle_request(PmDevice *d) {
 
         /* an unbind waits for this close: no exit, nothing else first */
         device_close(d);
-        d->released = PM_RELEASE_REQUEST;
+        d->release_reason = PM_RELEASE_REQUEST;
         transition(d, now_mono(d), PM_STATE_RELEASED, USEC_INFINITY);
         return 0;
 }
@@ -1140,5 +839,5 @@ void pm_device_counters(const PmDevice *d, PmCounters *ret) {
 int pm_device_kernel_suspended_msec(PmDevice *d, uint64_t *ret) {
         if (!d || !ret)
                 return -EINVAL;
-        return sysfs_read_u64(d->dir_fd, RUNTIME_SUSPENDED_TIME, ret);
+        return power_sysfs_suspended_msec(&d->power, ret);
 }

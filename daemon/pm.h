@@ -2,13 +2,14 @@
 
 /* pm: the per-device state machine of SPEC §3. It owns one device's held VFIO fd (through
  * PmVfioOps, by default vfio.h), its timers (as a single deadline the event loop arms) and the
- * sysfs knobs it changed (power/control, d3cold_allowed), and it counts wakes, arms and time
- * armed.
+ * sysfs knobs it changed (power/control, d3cold_allowed, through power-sysfs.h), and it counts
+ * wakes, arms and time armed.
  *
- * It does no I/O of its own besides what PmEnv, PmVfioOps and sysfs.h (the device's directory)
- * give it, never blocks and never logs: the daemon passes real ones, the unit tests a fake
- * backend and a fake clock. Events come in through the pm_device_*() calls; what the outside must
- * know comes out through PmEnv callbacks, which must not call the event functions back.
+ * It does no I/O of its own besides what PmEnv, PmVfioOps and power-sysfs.h (the device's
+ * directory) give it, never blocks and never logs: the daemon passes real ones, the unit tests
+ * a fake backend and a fake clock. Events come in through the pm_device_*() calls; what the
+ * outside must know comes out through PmEnv callbacks, which must not call the event functions
+ * back.
  *
  * The rules it keeps:
  *   - kernel and on never open the device; auto and wakeup hold it. A held device goes
@@ -30,11 +31,8 @@
  *     without the attribute (platform) is left alone silently. While released nothing is
  *     touched: the policy of the moment is applied at Claim.
  *   - The values found before the first change are also kept in a record, one file per device
- *     in PmEnv.state_dir_fd ("power/control=auto\nd3cold_allowed=1\n", the attributes changed
- *     or about to be), written atomically before the write to sysfs and removed once both are
- *     back. A device whose record exists when pm_device_new() is called takes the record's
- *     values as the originals, not what sysfs shows: they are what a daemon that died without
- *     putting them back (SIGKILL, watchdog, crash) found, and they are put back as usual. */
+ *     in PmEnv.state_dir_fd, and a record left by a daemon that died gives the originals
+ *     (power-sysfs.h, which keeps both knobs and the record for pm). */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -88,6 +86,30 @@ PmRelease pm_release_from_string(const char *s);
  * 1 kernel", the most frequent state first, ties in PmState order, states with none left out;
  * "0 devices". Truncated to size (always terminated). Returns buf. */
 char *pm_state_counts_format(const size_t count[_PM_STATE_MAX], char *buf, size_t size);
+
+/* States × events: where each event call may leave a device (pm_device_state() when it returns;
+ * the states passed through on the way are reported too, e.g. kernel → idle → armed). "=": stays;
+ * k kernel, o on, b busy, i idle, a armed, w woken, f flapping, r released, e error.
+ *
+ *             set_policy   claim        release  wake   handle_wake  handle_request  handle_timer
+ *   kernel    k o b i a e  =            = r      =      =            =               =
+ *   on        k o b i a e  =            = r      =      =            =               =
+ *   busy      k o b i a e  b i a e      r        =      =            =               =
+ *   idle      k o i a e    =            r        =      =            = r             i a e
+ *   armed     k o a e      =            r        a w e  a w f e      = r             =
+ *   woken     k o w a e    =            r        =      =            = r             w a e
+ *   flapping  k o f a e    =            r        =      =            = r             f a e
+ *   released  =            k o b i a e  =        =      =            =               =
+ *   error     k o b i a e  o b i a e    = r      =      =            = r             o b i a e
+ *
+ * Which one of a cell: set_policy and claim go where the mode, the delays and the device's
+ * answer (EBUSY, a failure) lead; release stays only when refused (-ENOTCONN in kernel and on,
+ * and in error from mode on); wake and handle_wake end in armed when there is no rearm delay,
+ * handle_wake also on a signal that is no wake; handle_request stays when not held or spurious;
+ * handle_timer acts only at its deadline. pm_device_new() gives
+ * kernel; pm_device_free() ends any state. tests/unit/test-pm.c keeps the table as data and
+ * drives a device into every state and through every event: each result is in its cell, and
+ * every entry of every cell is reached. */
 
 typedef struct PmDevice PmDevice;
 

@@ -17,6 +17,7 @@ static Suite *(*const suites[])(void) = {
         policy_suite,
         policy_file_suite,
         policy_store_suite,
+        power_sysfs_suite,
         strv_suite,
         sysfs_suite,
         time_util_suite,

@@ -15,6 +15,7 @@ Suite *pm_suite(void);
 Suite *policy_suite(void);
 Suite *policy_file_suite(void);
 Suite *policy_store_suite(void);
+Suite *power_sysfs_suite(void);
 Suite *strv_suite(void);
 Suite *sysfs_suite(void);
 Suite *time_util_suite(void);
