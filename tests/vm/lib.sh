@@ -154,10 +154,14 @@ vm_image_build() {
 
 # vm_image KERNEL_PKG...: path of the cached image directory, built if absent.
 vm_image() {
-	local key dir
+	local key dir lock
 	mkdir -p "$VM_CACHE"
 	key=$(vm_image_key "$@")
 	dir=$VM_CACHE/image-$key
+	# One builder at a time (tools/test-all runs VM steps side by side): the others wait and
+	# then find the image built.
+	exec {lock}>"$VM_CACHE/.image.lock"
+	flock "$lock"
 	if [ ! -e "$dir/rootfs.img" ]; then
 		local t0=$SECONDS
 		vm_image_build "$dir" "$@"
@@ -165,5 +169,6 @@ vm_image() {
 		# Keep only the newest image: a key change replaces the old one.
 		find "$VM_CACHE" -maxdepth 1 -name 'image-*' ! -name "image-$key" -exec rm -rf {} +
 	fi
+	exec {lock}>&-
 	echo "$dir"
 }
