@@ -1,7 +1,7 @@
 #pragma once
 
 /* The VFIO and IOMMUFD uAPI that vfio.c speaks, shared with the unit tests' fake kernel
- * (tests/unit/fake-kernel.c) so both sides agree on every number and layout. Not for other
+ * (tests/unit/fake-kernel-sys.c) so both sides agree on every number and layout. Not for other
  * modules: they talk to the kernel through vfio.h only.
  *
  * Debian 12's linux-libc-dev (6.1) has the group/container path and the low-power features but
