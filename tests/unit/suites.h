@@ -22,3 +22,4 @@ Suite *time_util_suite(void);
 Suite *udev_monitor_suite(void);
 Suite *utf8_suite(void);
 Suite *vfio_suite(void);
+Suite *vfio_eventfds_suite(void);
