@@ -1,7 +1,7 @@
 #pragma once
 
 /* bus-harness: the daemon behind a private dbus-daemon, for tests that talk to it as a client
- * (test-bus.c over sd-bus, test-ctl.c through the vfiopmctl binary).
+ * (test-bus.c and test-bus-hostile.c over sd-bus, test-ctl.c through the vfiopmctl binary).
  *
  * harness_start() starts a dbus-daemon on a socket in a scratch directory and forks the daemon
  * side: a Manager on a scratch copy of the sysfs fixture (tests/fixtures/sysfs) and a scratch

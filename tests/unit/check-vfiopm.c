@@ -6,6 +6,7 @@
  * CK_RUN_CASE=read run a part; CK_FORK=no eases debugging. */
 static Suite *(*const suites[])(void) = {
         bus_suite,
+        bus_hostile_suite,
         ctl_suite,
         device_suite,
         device_table_suite,

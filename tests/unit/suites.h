@@ -4,6 +4,7 @@
 
 /* One suite per daemon module, each in tests/unit/test-MODULE.c; check-vfiopm.c runs them all. */
 Suite *bus_suite(void);
+Suite *bus_hostile_suite(void);
 Suite *ctl_suite(void);
 Suite *device_suite(void);
 Suite *device_table_suite(void);
