@@ -9,19 +9,26 @@ VM_SUITE=bookworm
 vm_log() { printf 'vm: %s\n' "$*" >&2; }
 vm_die() { printf 'vm: error: %s\n' "$*" >&2; exit 1; }
 
+# vm_apt_locked CMD...: CMD while no other rig process runs apt (test-all starts VM steps side
+# by side; apt itself fails at once on a held lock).
+vm_apt_locked() {
+	mkdir -p "$VM_CACHE"
+	flock "$VM_CACHE/.apt.lock" "$@"
+}
+
 # apt-get install only what is missing; `apt-get update` once per process.
 vm_apt_install() {
 	local missing=() p
 	for p in "$@"; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+		[[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == *'ok installed'* ]] || missing+=("$p")
 	done
 	[ ${#missing[@]} -eq 0 ] && return 0
 	vm_log "installing ${missing[*]}"
 	if [ -z "${VM_APT_UPDATED:-}" ]; then
-		apt-get update -qq >&2 || vm_die "apt-get update failed"
+		vm_apt_locked apt-get update -qq >&2 || vm_die "apt-get update failed"
 		VM_APT_UPDATED=1
 	fi
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 ||
+	DEBIAN_FRONTEND=noninteractive vm_apt_locked apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 ||
 		vm_die "apt-get install ${missing[*]} failed"
 }
 
@@ -35,15 +42,17 @@ vm_mirror() {
 # sources, on the same mirror (apt pins backports low, nothing else moves).
 vm_enable_backports() {
 	local f=/etc/apt/sources.list.d/vfiopmd-backports.sources uri
-	apt-cache madison linux-image-amd64 | grep -q "$VM_SUITE-backports" && return 0
-	if ! apt-get indextargets --format '$(RELEASE)' 'Created-By: Packages' | grep -qx "$VM_SUITE-backports"; then
+	# No `| grep -q` under pipefail: grep leaves at the first match, and a writer still writing
+	# dies of SIGPIPE, which fails the pipeline (seen: two steps at once both ran apt-get update).
+	[[ $(apt-cache madison linux-image-amd64) == *"$VM_SUITE-backports"* ]] && return 0
+	if ! apt-get indextargets --format '$(RELEASE)' 'Created-By: Packages' | grep -x "$VM_SUITE-backports" >/dev/null; then
 		uri=$(vm_mirror)
 		[ -n "$uri" ] || vm_die "no apt source for $VM_SUITE found to derive the backports mirror from"
 		vm_log "adding $VM_SUITE-backports from $uri"
 		printf 'Types: deb\nURIs: %s\nSuites: %s-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
 			"$uri" "$VM_SUITE" >"$f"
 	fi
-	apt-get update -qq >&2 || vm_die "apt-get update failed"
+	vm_apt_locked apt-get update -qq >&2 || vm_die "apt-get update failed"
 	VM_APT_UPDATED=1
 }
 
