@@ -2,7 +2,7 @@
 
 #include "suites.h"
 
-/* Add a module's suite here and its test-MODULE.c to Makefile.am. CK_RUN_SUITE=sysfs and
+/* Add a suite here (suites.h) and its test-MODULE[-CONCEPT].c to Makefile.am. CK_RUN_SUITE=sysfs and
  * CK_RUN_CASE=read run a part; CK_FORK=no eases debugging. */
 static Suite *(*const suites[])(void) = {
         bus_suite,
@@ -15,6 +15,11 @@ static Suite *(*const suites[])(void) = {
         log_suite,
         manager_suite,
         pm_suite,
+        pm_flap_suite,
+        pm_handoff_suite,
+        pm_policy_suite,
+        pm_record_suite,
+        pm_table_suite,
         policy_suite,
         policy_file_suite,
         policy_store_suite,

@@ -2,7 +2,8 @@
 
 #include <check.h>
 
-/* One suite per daemon module, each in tests/unit/test-MODULE.c; check-vfiopm.c runs them all. */
+/* One suite per daemon module, or per concept where a module's tests are many (pm, vfio, bus),
+ * each in tests/unit/test-MODULE[-CONCEPT].c; check-vfiopm.c runs them all. */
 Suite *bus_suite(void);
 Suite *bus_hostile_suite(void);
 Suite *ctl_suite(void);
@@ -13,6 +14,11 @@ Suite *fileio_suite(void);
 Suite *log_suite(void);
 Suite *manager_suite(void);
 Suite *pm_suite(void);
+Suite *pm_flap_suite(void);
+Suite *pm_handoff_suite(void);
+Suite *pm_policy_suite(void);
+Suite *pm_record_suite(void);
+Suite *pm_table_suite(void);
 Suite *policy_suite(void);
 Suite *policy_file_suite(void);
 Suite *policy_store_suite(void);
