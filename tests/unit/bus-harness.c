@@ -18,6 +18,7 @@
 #include "bus-harness.h"
 #include "bus-manager.h"
 #include "fake-kernel.h"
+#include "fileio.h"
 #include "log.h"
 #include "manager.h"
 
@@ -242,18 +243,6 @@ static int server_main(Harness *h, int control_fd, int ready_fd) {
         return 0;
 }
 
-static char *read_text(const char *path) {
-        _cleanup_close_ int fd = open(path, O_RDONLY|O_CLOEXEC);
-        char buf[16384];
-        ssize_t n;
-
-        ck_assert_msg(fd >= 0, "%s: %m", path);
-        n = read(fd, buf, sizeof(buf) - 1);
-        ck_assert_int_ge(n, 0);
-        buf[n] = 0;
-        return strdup(buf);
-}
-
 static void expect_exit_ok(pid_t pid, const char *what) {
         int status;
 
@@ -274,7 +263,7 @@ void harness_start(Harness *h, const HarnessOptions *options) {
                 _cleanup_free_ char *path = NULL, *text = NULL;
 
                 ck_assert_int_ge(asprintf(&path, "%s/../../conf/00-defaults.json", fixture_dir()), 0);
-                text = read_text(path);
+                ck_assert_int_eq(read_file_at(AT_FDCWD, path, 16384, &text), 0);
                 ck_assert_int_eq(fixture_write_string(h->root->fd, HARNESS_POLICY_DIR_LIB "/00-defaults.json", text), 0);
         }
         if (options->etc_policy)

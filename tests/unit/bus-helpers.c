@@ -10,6 +10,7 @@
 #include "bus-device.h"
 #include "bus-helpers.h"
 #include "bus-manager.h"
+#include "fileio.h"
 
 int call(sd_bus *bus, char **ret_error, char **ret_message, sd_bus_message **ret_reply,
          const char *member, const char *types, ...) {
@@ -95,13 +96,10 @@ char **get_policy_errors(sd_bus *bus) {
 }
 
 char *read_text_at(int root_fd, const char *path) {
-        _cleanup_close_ int fd = openat(root_fd, path, O_RDONLY|O_CLOEXEC);
-        char buf[4096];
-        ssize_t n;
+        char *text = NULL;
+        int r = read_file_at(root_fd, path, 16384, &text);
 
-        ck_assert_msg(fd >= 0, "%s: %m", path);
-        n = read(fd, buf, sizeof(buf) - 1);
-        ck_assert_int_gt(n, 0);
-        buf[n] = 0;
-        return strdup(buf);
+        ck_assert_msg(r >= 0, "%s: %s", path, strerror(-r));
+        ck_assert_msg(text[0], "%s: empty", path);
+        return text;
 }

@@ -26,5 +26,6 @@ void expect_string(sd_bus *bus, const char *path, const char *interface, const c
 uint64_t get_u64(sd_bus *bus, const char *path, const char *property);
 /* Never NULL: an empty list is { NULL }. Freed with strv_free(). */
 char **get_policy_errors(sd_bus *bus);
-/* The text of the file path below root_fd (its first 4 KiB; it must exist and not be empty). */
+/* The text of the regular file path below root_fd (fileio.h's read_file_at(), at most 16 KiB; it
+ * must exist and not be empty). */
 char *read_text_at(int root_fd, const char *path);
