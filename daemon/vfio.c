@@ -21,12 +21,19 @@ _Static_assert(offsetof(VfioFeatureLowPower, wakeup_eventfd) == VFIO_FEATURE_HEA
 
 #define VFIO_PATH_BUF 256
 
+/* A container on the group path: the backend's shared one, which every type1 group joins, or a
+ * group's own (no-IOMMU groups, and a group the shared container refused). */
+typedef struct VfioContainer {
+        int fd;
+        unsigned groups;                /* the groups set to it; with the last one it is closed */
+} VfioContainer;
+
 /* One IOMMU group held on the group path, shared by the held devices in it. */
 typedef struct VfioGroup {
         struct VfioGroup *next;
         unsigned id;
         int group_fd;
-        int container_fd;
+        VfioContainer *container;
         unsigned users;
 } VfioGroup;
 
@@ -37,6 +44,7 @@ struct VfioBackend {
         VfioPath path;
         unsigned n_ref;                 /* the owner's, plus one per open device */
         VfioGroup *groups;
+        VfioContainer *shared;          /* group path: the type1 container the groups share */
         VfioDevice *devices;
         /* cdev path: one iommufd and one IOAS for every held device */
         int iommufd;
@@ -231,6 +239,17 @@ static int iommu_group_of(const VfioBackend *b, const char *bus, const char *nam
         return parse_unsigned(s, ret) < 0 ? -ENODEV : 0;
 }
 
+static void container_unref(VfioBackend *b, VfioContainer *c) {
+        if (!c || --c->groups > 0)
+                return;
+        /* The last group is out: the kernel has dropped the container's IOMMU, so the next group
+         * would have to set it again: start over with a new container. */
+        if (b->shared == c)
+                b->shared = NULL;
+        c->fd = sys_close(b, c->fd);
+        free(c);
+}
+
 static void group_release(VfioBackend *b, VfioGroup *g) {
         if (!g || --g->users > 0)
                 return;
@@ -241,7 +260,7 @@ static void group_release(VfioBackend *b, VfioGroup *g) {
                 }
         /* The group first: closing it takes it out of the container. */
         g->group_fd = sys_close(b, g->group_fd);
-        g->container_fd = sys_close(b, g->container_fd);
+        container_unref(b, g->container);
         free(g);
 }
 
@@ -265,11 +284,66 @@ static int container_iommu_type(const VfioBackend *b, int container_fd, bool noi
         return -EOPNOTSUPP;
 }
 
-/* Opens group id with a container of its own, or takes another reference on it. */
+/* Sets group_fd to a new container and the container's IOMMU: the first group of a container. */
+static int container_new(VfioBackend *b, int group_fd, bool noiommu, VfioContainer **ret) {
+        _cleanup_free_ VfioContainer *c = NULL;
+        unsigned long type;
+        int fd, r;
+
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        fd = sys_openat(b, "vfio/vfio", O_RDWR|O_CLOEXEC);
+        if (fd < 0)
+                return fd;
+
+        r = sys_ioctl(b, fd, VFIO_GET_API_VERSION, NULL);
+        if (r >= 0 && r != VFIO_API_VERSION)
+                r = -EPROTO;
+        if (r >= 0)
+                r = container_iommu_type(b, fd, noiommu, &type);
+        if (r >= 0)
+                r = sys_ioctl(b, group_fd, VFIO_GROUP_SET_CONTAINER, &fd);
+        if (r >= 0)
+                r = sys_ioctl(b, fd, VFIO_SET_IOMMU, (void *) (uintptr_t) type);
+        if (r < 0) {
+                /* closing the group (the caller's next step) takes it out of the container */
+                (void) sys_close(b, fd);
+                return r;
+        }
+        c->fd = fd;
+        c->groups = 1;
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+/* Puts the group in a container: the shared one, which every type1 group can join (one fd for
+ * all held groups, not one each: 1,000 devices on the default fd limit), unless the kernel refuses
+ * it there (type1 attaches each group to the container's IOMMU domains or a new one; a group it
+ * cannot take gets a container of its own). No-IOMMU groups never mix with IOMMU ones. */
+static int group_set_container(VfioBackend *b, VfioGroup *g, bool noiommu) {
+        int r;
+
+        if (!noiommu && b->shared) {
+                r = sys_ioctl(b, g->group_fd, VFIO_GROUP_SET_CONTAINER, &b->shared->fd);
+                if (r >= 0) {
+                        g->container = b->shared;
+                        g->container->groups++;
+                        return 0;
+                }
+        }
+        r = container_new(b, g->group_fd, noiommu, &g->container);
+        if (r < 0)
+                return r;
+        if (!noiommu && !b->shared)
+                b->shared = g->container;
+        return 0;
+}
+
+/* Opens group id and puts it in a container, or takes another reference on it. */
 static int group_acquire(VfioBackend *b, unsigned id, VfioGroup **ret) {
         struct vfio_group_status status = { .argsz = sizeof(status) };
         char path[VFIO_PATH_BUF];
-        unsigned long type;
         bool noiommu = false;
         VfioGroup *g;
         int r;
@@ -285,7 +359,7 @@ static int group_acquire(VfioBackend *b, unsigned id, VfioGroup **ret) {
         if (!g)
                 return -ENOMEM;
         g->id = id;
-        g->group_fd = g->container_fd = -EBADF;
+        g->group_fd = -EBADF;
         g->users = 1;
         g->next = b->groups;
         b->groups = g;
@@ -313,26 +387,7 @@ static int group_acquire(VfioBackend *b, unsigned id, VfioGroup **ret) {
                 r = -EBUSY;
                 goto fail;
         }
-
-        r = sys_openat(b, "vfio/vfio", O_RDWR|O_CLOEXEC);
-        if (r < 0)
-                goto fail;
-        g->container_fd = r;
-
-        r = sys_ioctl(b, g->container_fd, VFIO_GET_API_VERSION, NULL);
-        if (r < 0)
-                goto fail;
-        if (r != VFIO_API_VERSION) {
-                r = -EPROTO;
-                goto fail;
-        }
-        r = container_iommu_type(b, g->container_fd, noiommu, &type);
-        if (r < 0)
-                goto fail;
-        r = sys_ioctl(b, g->group_fd, VFIO_GROUP_SET_CONTAINER, &g->container_fd);
-        if (r < 0)
-                goto fail;
-        r = sys_ioctl(b, g->container_fd, VFIO_SET_IOMMU, (void *) (uintptr_t) type);
+        r = group_set_container(b, g, noiommu);
         if (r < 0)
                 goto fail;
 

@@ -6,7 +6,8 @@
  * Two paths, one interface:
  *   - group + container: /dev/vfio/vfio, /dev/vfio/N (N from the device's iommu_group link),
  *     VFIO_SET_IOMMU(VFIO_TYPE1v2_IOMMU, else VFIO_TYPE1_IOMMU), VFIO_GROUP_GET_DEVICE_FD(name);
- *     one container per group, shared by the held devices of that group.
+ *     one group fd shared by the held devices of that group, and one container shared by every
+ *     type1 group (a group the kernel will not put there, and each no-IOMMU group, get their own).
  *   - cdev + iommufd: /dev/vfio/devices/vfioX (X from the device's vfio-dev/vfioX child),
  *     /dev/iommu, VFIO_DEVICE_BIND_IOMMUFD, IOMMU_IOAS_ALLOC, VFIO_DEVICE_ATTACH_IOMMUFD_PT;
  *     chosen where /dev/vfio/devices exists (Debian's kernels have neither, so this path is tested
@@ -53,9 +54,10 @@ typedef struct VfioDevice VfioDevice;
 /* sysfs_fd: /sys (or a fixture tree laid out like it); dev_fd: /dev (or a fixture). The
  * backend borrows both fds and sys. path: _VFIO_PATH_INVALID picks cdev where dev_fd has
  * vfio/devices (looked up through sys->openat), else group.
- * The held devices of one backend share: on the group path one group fd and one container per
- * IOMMU group, on the cdev path one iommufd with one IOAS (devices of one IOMMU group must share
- * both). Each is opened with the first device that needs it and closed with the last. */
+ * The held devices of one backend share: on the group path one group fd per IOMMU group and one
+ * container for the type1 groups, on the cdev path one iommufd with one IOAS (devices of one IOMMU
+ * group must share both). Each is opened with the first device that needs it and closed with the
+ * last. */
 int vfio_backend_new(const VfioSys *sys, int sysfs_fd, int dev_fd, VfioPath path, VfioBackend **ret);
 /* Drops the caller's reference: devices still open keep what they need (sys must stay valid
  * until the last is closed), so the order of freeing does not matter. */

@@ -313,6 +313,65 @@ START_TEST(test_group_shared) {
 }
 END_TEST
 
+/* Every type1 group joins one container: one fd for all held groups, one VFIO_SET_IOMMU. */
+START_TEST(test_group_one_container) {
+        _cleanup_(env_freep) Env *e = env_new(false);
+        _cleanup_(vfio_backend_freep) VfioBackend *b = backend(e, VFIO_PATH_GROUP);
+        VfioDevice *pci = NULL, *sim = NULL;
+        const FakeCall *first, *second;
+        size_t i;
+
+        ck_assert_int_eq(vfio_device_open(b, "pci", PCI, &pci), 0);
+        i = fake_kernel_ncalls(e->k);
+        ck_assert_int_eq(vfio_device_open(b, "platform", SIM, &sim), 0);
+        ck_assert_uint_eq(fake_kernel_open_fds_of(e->k, FAKE_FD_GROUP), 2);
+        ck_assert_uint_eq(fake_kernel_open_fds_of(e->k, FAKE_FD_CONTAINER), 1);
+        ck_assert_uint_eq(fake_kernel_count_calls(e->k, FAKE_CALL_IOCTL, VFIO_SET_IOMMU), 1);
+        ck_assert_uint_eq(fake_kernel_count_calls(e->k, FAKE_CALL_IOCTL, VFIO_GROUP_SET_CONTAINER), 2);
+        /* the second group opened no container of its own, and joined the first's */
+        for (size_t j = i; j < fake_kernel_ncalls(e->k); j++)
+                ck_assert_str_ne(fake_kernel_call(e->k, j)->path, "vfio/vfio");
+        first = find_ioctl(e->k, 0, VFIO_GROUP_SET_CONTAINER);
+        second = find_ioctl(e->k, i, VFIO_GROUP_SET_CONTAINER);
+        ck_assert_uint_eq(first->arg, second->arg);
+
+        /* the container outlives the group that made it, and goes with the last group */
+        pci = vfio_device_close(pci);
+        ck_assert_uint_eq(fake_kernel_open_fds_of(e->k, FAKE_FD_CONTAINER), 1);
+        ck_assert_int_eq(vfio_device_enter(sim, true), 0);
+        sim = vfio_device_close(sim);
+        assert_clean(e->k);
+
+        /* a new container then, with its IOMMU set again */
+        ck_assert_int_eq(vfio_device_open(b, "platform", SIM, &sim), 0);
+        ck_assert_uint_eq(fake_kernel_count_calls(e->k, FAKE_CALL_IOCTL, VFIO_SET_IOMMU), 2);
+        sim = vfio_device_close(sim);
+        assert_clean(e->k);
+}
+END_TEST
+
+/* A group the shared container refuses gets a container of its own. */
+START_TEST(test_group_container_refused) {
+        _cleanup_(env_freep) Env *e = env_new(false);
+        _cleanup_(vfio_backend_freep) VfioBackend *b = backend(e, VFIO_PATH_GROUP);
+        VfioDevice *pci = NULL, *sim = NULL;
+
+        ck_assert_int_eq(vfio_device_open(b, "pci", PCI, &pci), 0);
+        fake_kernel_fail_ioctl(e->k, VFIO_GROUP_SET_CONTAINER, EPERM);
+        ck_assert_int_eq(vfio_device_open(b, "platform", SIM, &sim), 0);
+        ck_assert_uint_eq(fake_kernel_open_fds_of(e->k, FAKE_FD_CONTAINER), 2);
+        ck_assert_uint_eq(fake_kernel_count_calls(e->k, FAKE_CALL_IOCTL, VFIO_SET_IOMMU), 2);
+        ck_assert_int_eq(vfio_device_enter(sim, true), 0);
+
+        /* the shared one goes with its only group; the other stays with its own */
+        pci = vfio_device_close(pci);
+        ck_assert_uint_eq(fake_kernel_open_fds_of(e->k, FAKE_FD_CONTAINER), 1);
+        ck_assert(fake_kernel_device_open(e->k, SIM));
+        sim = vfio_device_close(sim);
+        assert_clean(e->k);
+}
+END_TEST
+
 START_TEST(test_group_noiommu) {
         _cleanup_(env_freep) Env *e = NULL;
         _cleanup_(vfio_backend_freep) VfioBackend *b = NULL;
@@ -735,6 +794,8 @@ Suite *vfio_suite(void) {
         tcase_add_test(tc, test_group_not_viable);
         tcase_add_test(tc, test_group_busy);
         tcase_add_test(tc, test_group_shared);
+        tcase_add_test(tc, test_group_one_container);
+        tcase_add_test(tc, test_group_container_refused);
         tcase_add_test(tc, test_group_noiommu);
         tcase_add_test(tc, test_open_errors);
         tcase_add_test(tc, test_kind_mismatch);
