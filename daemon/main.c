@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <systemd/sd-bus.h>
 #include <unistd.h>
 
@@ -216,6 +217,30 @@ static int open_dir(const char *path) {
         return fd;
 }
 
+/* A held device takes about four fds (device, group, the wake-up and request eventfds): the
+ * default soft limit of 1024, systemd's for services too, ends at about 250 devices. The hard
+ * limit (systemd's default: 524288) is ours to take; select() is used nowhere. The manager says
+ * so when even that is too low for the devices present. */
+static void raise_fd_limit(void) {
+        struct rlimit rl;
+        rlim_t old;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+                log_warning_errno(-errno, "Failed to read the limit of open files, ignoring: %m");
+                return;
+        }
+        if (rl.rlim_cur >= rl.rlim_max)
+                return;
+        old = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+                log_warning_errno(-errno, "Failed to raise the limit of open files from %ju to %ju, ignoring: %m",
+                                  (uintmax_t) old, (uintmax_t) rl.rlim_max);
+                return;
+        }
+        log_debug("Raised the limit of open files from %ju to %ju", (uintmax_t) old, (uintmax_t) rl.rlim_max);
+}
+
 int main(int argc, char *argv[]) {
         _cleanup_(strv_freep) char **dirs = NULL;
         _cleanup_close_ int root_fd = -EBADF, sysfs_fd = -EBADF, dev_fd = -EBADF;
@@ -247,6 +272,7 @@ int main(int argc, char *argv[]) {
         dev_fd = open_dir("/dev");
         if (dev_fd < 0)
                 return EXIT_FAILURE;
+        raise_fd_limit();
 
         r = manager_new(&(ManagerConfig) {
                 .policy_dirs = dirs,

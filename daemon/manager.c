@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -53,6 +54,7 @@ struct Manager {
         int state_dir_fd;               /* the records of the originals; -EBADF: none */
         int release_dir_fd;             /* release-store.h; -EBADF: releases die with the daemon */
         bool record_warned;             /* a record could not be written: said once */
+        bool fd_limit_warned;           /* a device could not be held for want of fds: said once */
 };
 
 static usec_t env_now(void *userdata) {
@@ -183,6 +185,25 @@ static void notify_status(Manager *m) {
         (void) sd_notify(0, buf);
 }
 
+/* main() raised the soft limit of open files to the hard one; a device that still could not be
+ * opened for want of fds says what to raise, once (every later device would repeat it). */
+static void warn_fd_limit(Manager *m, const PmDevice *pm) {
+        struct rlimit rl;
+        int e = pm_device_last_errno(pm);
+
+        if (m->fd_limit_warned || (e != EMFILE && e != ENFILE))
+                return;
+        m->fd_limit_warned = true;
+        if (e == ENFILE || getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+                log_device_warning(pm_device_name(pm), "The system is out of file descriptors (fs.file-max): "
+                                   "the devices that cannot be opened stay in error");
+                return;
+        }
+        log_device_warning(pm_device_name(pm), "The limit of open files (%ju) is too low for the %zu devices present "
+                           "(about 4 a device): raise LimitNOFILE= in the unit; the devices that cannot be opened "
+                           "stay in error", (uintmax_t) rl.rlim_cur, device_table_size(m->devices));
+}
+
 static void env_state_changed(void *userdata, PmDevice *pm, PmState old) {
         Manager *m = userdata;
         PmState new = pm_device_state(pm);
@@ -191,9 +212,11 @@ static void env_state_changed(void *userdata, PmDevice *pm, PmState old) {
         /* wakes and re-arms are the routine of a held device: debug, as SPEC §4 asks */
         if ((old == PM_STATE_ARMED && new == PM_STATE_WOKEN) || (old == PM_STATE_WOKEN && new == PM_STATE_ARMED))
                 log_device_debug(pm_device_name(pm), "%s → %s", pm_state_to_string(old), pm_state_to_string(new));
-        else if (new == PM_STATE_ERROR)
+        else if (new == PM_STATE_ERROR) {
                 log_device_warning(pm_device_name(pm), "%s → %s: %s", pm_state_to_string(old),
                                    pm_state_to_string(new), error);
+                warn_fd_limit(m, pm);
+        }
         else
                 log_device_info(pm_device_name(pm), "%s → %s", pm_state_to_string(old), pm_state_to_string(new));
         notify_status(m);

@@ -33,6 +33,7 @@ struct PmDevice {
         PmEntry in_force;
 
         char last_error[128];
+        int last_errno;
 
         /* counters */
         uint64_t wakes;
@@ -202,6 +203,7 @@ static usec_t add_ms(usec_t t, uint64_t ms) {
 }
 
 static void set_error(PmDevice *d, const char *what, int r) {
+        d->last_errno = r < 0 ? -r : r;
         (void) snprintf(d->last_error, sizeof(d->last_error), "%s: %s", what, strerror(r < 0 ? -r : r));
 }
 
@@ -817,6 +819,10 @@ VfioDevice *pm_device_vfio(const PmDevice *d) {
 
 const char *pm_device_last_error(const PmDevice *d) {
         return d ? d->last_error : "";
+}
+
+int pm_device_last_errno(const PmDevice *d) {
+        return d ? d->last_errno : 0;
 }
 
 void pm_device_counters(const PmDevice *d, PmCounters *ret) {

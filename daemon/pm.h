@@ -219,6 +219,8 @@ VfioDevice *pm_device_vfio(const PmDevice *d);
 /* "LOW_POWER_ENTRY_WITH_WAKEUP: Input/output error"; "" when none. Kept after recovery until
  * the next failure replaces it. */
 const char *pm_device_last_error(const PmDevice *d);
+/* The errno (positive) behind pm_device_last_error(); 0 when none. */
+int pm_device_last_errno(const PmDevice *d);
 
 typedef struct PmCounters {
         uint64_t wakes;                 /* wake-up eventfd fired on an armed device */
