@@ -36,6 +36,7 @@ struct ManagedDevice {
                                          * in the table until Claim (a reservation) */
         char *released_by;              /* the device whose Release released this one; NULL when
                                          * not released by a Release */
+        PmState counted;                /* the state it is counted under in Manager.count */
 };
 
 struct Manager {
@@ -55,6 +56,11 @@ struct Manager {
         int release_dir_fd;             /* release-store.h; -EBADF: releases die with the daemon */
         bool record_warned;             /* a record could not be written: said once */
         bool fd_limit_warned;           /* a device could not be held for want of fds: said once */
+        /* STATUS=: the devices in the table by state, kept as they change (nothing walks the table
+         * on a change), sent once a loop turn and only when its text changed */
+        size_t count[_PM_STATE_MAX];
+        struct event *status_event;
+        char status_sent[256];
 };
 
 static usec_t env_now(void *userdata) {
@@ -171,18 +177,33 @@ static void hook_device_changed(Manager *m, ManagedDevice *d) {
         power_follow_schedule(d);
 }
 
-static void notify_status(Manager *m) {
-        size_t count[_PM_STATE_MAX] = {}, off;
-        char buf[512] = "STATUS=";
-        ManagedDevice *d;
+static void on_status_flush(evutil_socket_t fd, short what, void *userdata) {
+        Manager *m = userdata;
+        char buf[sizeof(m->status_sent)] = "STATUS=";
+        size_t off = strlen(buf);
 
         if (!m->started)
                 return;
-        DEVICE_TABLE_FOREACH(d, m->devices, i)
-                count[pm_device_state(d->pm)]++;
-        off = strlen(buf);
-        (void) pm_state_counts_format(count, buf + off, sizeof(buf) - off);
+        (void) pm_state_counts_format(m->count, buf + off, sizeof(buf) - off);
+        if (strcmp(buf, m->status_sent) == 0)
+                return;
         (void) sd_notify(0, buf);
+        strcpy(m->status_sent, buf);
+}
+
+/* The counts moved: STATUS= goes out at the end of this loop turn, after every other change of
+ * the turn (a wake and its re-arm in one turn leave it as it was: nothing is sent). */
+static void notify_status(Manager *m) {
+        if (m->started && m->status_event)
+                event_active(m->status_event, EV_READ, 0);
+}
+
+static void count_state(Manager *m, ManagedDevice *d, PmState s) {
+        if (d->counted >= 0)
+                m->count[d->counted]--;
+        d->counted = s;
+        if (s >= 0)
+                m->count[s]++;
 }
 
 /* main() raised the soft limit of open files to the hard one; a device that still could not be
@@ -208,6 +229,7 @@ static void env_state_changed(void *userdata, PmDevice *pm, PmState old) {
         Manager *m = userdata;
         PmState new = pm_device_state(pm);
         const char *error = pm_device_last_error(pm);
+        ManagedDevice *d = device_of(m, pm);
 
         /* wakes and re-arms are the routine of a held device: debug, as SPEC §4 asks */
         if ((old == PM_STATE_ARMED && new == PM_STATE_WOKEN) || (old == PM_STATE_WOKEN && new == PM_STATE_ARMED))
@@ -219,8 +241,10 @@ static void env_state_changed(void *userdata, PmDevice *pm, PmState old) {
         }
         else
                 log_device_info(pm_device_name(pm), "%s → %s", pm_state_to_string(old), pm_state_to_string(new));
+        if (d)
+                count_state(m, d, new);
         notify_status(m);
-        hook_device_changed(m, device_of(m, pm));
+        hook_device_changed(m, d);
 }
 
 static void env_record_failed(void *userdata, PmDevice *pm, const char *what, int error) {
@@ -266,6 +290,7 @@ static int device_apply_policy(Manager *m, ManagedDevice *d) {
 static ManagedDevice *managed_device_free(ManagedDevice *d) {
         if (!d)
                 return NULL;
+        count_state(d->manager, d, _PM_STATE_INVALID);
         /* pm first: closing may still call back (fds, state) */
         d->pm = pm_device_free(d->pm);
         device_events_free(d);
@@ -298,6 +323,7 @@ static int device_new(Manager *m, const char *bus, const char *name, ManagedDevi
                 return log_oom();
         d->manager = m;
         d->dir_fd = -EBADF;
+        d->counted = _PM_STATE_INVALID;
 
         r = device_info_read(m->config.sysfs_fd, bus, name, &d->info);
         if (r < 0)
@@ -313,6 +339,7 @@ static int device_new(Manager *m, const char *bus, const char *name, ManagedDevi
         d->on_vfio = device_is_vfio(m->config.sysfs_fd, bus, name);
         if (device_table_put(m->devices, d->info->name, d) < 0)
                 return log_oom();
+        count_state(m, d, pm_device_state(d->pm));
         *ret = TAKE_PTR(d);
         return 0;
 }
@@ -790,6 +817,10 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
                 .state_dir_fd = m->state_dir_fd,
         };
 
+        m->status_event = event_new(m->base, -1, 0, on_status_flush, m);
+        if (!m->status_event)
+                return -ENOMEM;
+
         m->sighup = evsignal_new(m->base, SIGHUP, on_sighup, m);
         m->sigterm = evsignal_new(m->base, SIGTERM, on_sigterm, m);
         m->sigint = evsignal_new(m->base, SIGINT, on_sigterm, m);
@@ -816,6 +847,8 @@ Manager *manager_free(Manager *m) {
         (void) safe_close(m->release_dir_fd);
         if (m->watchdog)
                 event_free(m->watchdog);
+        if (m->status_event)
+                event_free(m->status_event);
         if (m->sighup)
                 event_free(m->sighup);
         if (m->sigterm)
@@ -926,6 +959,10 @@ void manager_fail(Manager *m, int error) {
         if (m->exit_error == 0)
                 m->exit_error = error < 0 ? error : -EIO;
         manager_stop(m);
+}
+
+void manager_state_counts(const Manager *m, size_t ret[_PM_STATE_MAX]) {
+        memcpy(ret, m->count, sizeof(m->count));
 }
 
 struct event_base *manager_event_base(Manager *m) {

@@ -68,6 +68,8 @@ const ManagerConfig *manager_config(const Manager *m);
  * the next turn of the loop. */
 typedef struct ManagedDevice ManagedDevice;
 int manager_devices(Manager *m, ManagedDevice ***ret, size_t *ret_n);
+/* The devices by state, as STATUS= says them; kept as states change, never by a walk. */
+void manager_state_counts(const Manager *m, size_t ret[_PM_STATE_MAX]);
 ManagedDevice *manager_find_device(Manager *m, const char *name);
 
 /* What udev reports (DEVICE_EVENT_VFIO_ADD/REMOVE), callable directly by tests: adds the device

@@ -140,7 +140,22 @@ static void t_setup(T *t) {
         ck_assert_int_ge(manager_reload(t->m), 0);
 }
 
+/* The counts STATUS= is made of match the table: they are kept as states change, a walk tells. */
+static void expect_counts(T *t) {
+        size_t kept[_PM_STATE_MAX], walked[_PM_STATE_MAX] = {}, n;
+        ManagedDevice **l;
+
+        ck_assert_int_eq(manager_devices(t->m, &l, &n), 0);
+        for (size_t i = 0; i < n; i++)
+                walked[pm_device_state(managed_device_pm(l[i]))]++;
+        manager_state_counts(t->m, kept);
+        for (int s = 0; s < _PM_STATE_MAX; s++)
+                ck_assert_msg(kept[s] == walked[s], "%s: %zu counted, %zu in the table", pm_state_to_string(s),
+                              kept[s], walked[s]);
+}
+
 static void t_teardown(T *t) {
+        expect_counts(t);
         t->m = manager_free(t->m);
         ck_assert_int_eq(fake_kernel_open_fds(t->k), 0);
         ck_assert_msg(fake_kernel_violations(t->k) == 0, "%s", fake_kernel_violation(t->k));
@@ -213,8 +228,10 @@ START_TEST(test_release_frees_the_group) {
         ck_assert_int_eq(manager_add_device(t.m, "platform", SIM), 0);
         expect_state(&t, PCI, "armed", "", NULL);
         expect_state(&t, PCI2, "armed", "", NULL);
-        /* one group fd and one container for both devices of group 12, one each for the sim */
+        /* one group fd for both devices of group 12, one for the sim's; one container for all */
         ck_assert_int_eq(fake_kernel_open_fds_of(t.k, FAKE_FD_GROUP), 2);
+        ck_assert_int_eq(fake_kernel_open_fds_of(t.k, FAKE_FD_CONTAINER), 1);
+        expect_counts(&t);
 
         ck_assert_int_eq(manager_release(t.m, PCI, &also), 0);
         expect_list(also, PCI2);
@@ -238,6 +255,7 @@ START_TEST(test_release_frees_the_group) {
         ck_assert_int_eq(manager_claim(t.m, PCI, &also), -EBUSY);
         expect_state(&t, PCI, "busy", "", NULL);
         expect_state(&t, PCI2, "busy", "", NULL);
+        expect_counts(&t);
         expect_record(&t, PCI, "");
         expect_record(&t, PCI2, "");
         /* the holder lets go, no udev event tells: Claim retries the group's busy devices too */
