@@ -33,14 +33,6 @@ static const char *str_or_empty(const char *s) {
         return s ?: "";
 }
 
-static DevicePowerState device_power_state(const ManagedDevice *d) {
-        DevicePower p;
-
-        if (managed_device_power(d, &p) < 0)
-                return DEVICE_POWER_UNKNOWN;
-        return p.power_state;
-}
-
 /* ---- properties ------------------------------------------------------------------------- */
 
 #define DEFINE_INFO_STRING_PROPERTY(function, field)                                             \
@@ -79,16 +71,14 @@ static int property_state(sd_bus *bus, const char *path, const char *interface, 
 
 static int property_power_state(sd_bus *bus, const char *path, const char *interface, const char *property,
                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        return sd_bus_message_append(reply, "s", device_power_state_to_string(device_power_state(userdata)));
+        return sd_bus_message_append(reply, "s", device_power_state_to_string(managed_device_power_state(userdata)));
 }
 
 static int property_runtime_status(sd_bus *bus, const char *path, const char *interface, const char *property,
                                    sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        DevicePower p;
+        char buf[DEVICE_RUNTIME_STATUS_MAX];
 
-        if (managed_device_power(userdata, &p) < 0)
-                return sd_bus_message_append(reply, "s", "unknown");
-        return sd_bus_message_append(reply, "s", p.runtime_status);
+        return sd_bus_message_append(reply, "s", managed_device_runtime_status(userdata, buf));
 }
 
 static int property_counter(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -264,12 +254,12 @@ BusDevices *bus_devices_free(BusDevices *b) {
         return NULL;
 }
 
-static void seen_update(DeviceSeen *s, const ManagedDevice *d) {
+static void seen_update(DeviceSeen *s, ManagedDevice *d) {
         const PmDevice *pm = managed_device_pm(d);
 
         s->state = pm_device_state(pm);
         s->mode = pm_device_mode(pm);
-        s->power_state = device_power_state(d);
+        s->power_state = managed_device_power_state(d);
         s->release = pm_device_release_reason(pm);
 }
 

@@ -193,36 +193,23 @@ DevicePowerState device_power_state_from_string(const char *s) {
         return _DEVICE_POWER_INVALID;
 }
 
-int device_power_read(int sysfs_fd, const char *bus, const char *name, DevicePower *ret) {
-        _cleanup_free_ char *state = NULL, *status = NULL;
-        char path[DEVICE_PATH_MAX];
-        DevicePower p = { .power_state = DEVICE_POWER_UNKNOWN };
-        int r;
+void device_power_attrs_close(DevicePowerAttrs *a) {
+        sysfs_attr_close(&a->power_state);
+        sysfs_attr_close(&a->runtime_status);
+}
 
-        r = device_path(path, sizeof(path), bus, name, "power_state");
-        if (r < 0)
-                return r;
-        if (sysfs_read_attr(sysfs_fd, path, &state) >= 0) {
-                DevicePowerState s = device_power_state_from_string(state);
-                /* PCI also knows D1, D2 and "error": all "unknown" to SPEC §3's words */
-                if (s >= 0)
-                        p.power_state = s;
-        }
+DevicePowerState device_power_state_read(DevicePowerAttrs *a, int dir_fd) {
+        char buf[16];
+        DevicePowerState s;
 
-        r = device_path(path, sizeof(path), bus, name, "power/runtime_status");
-        if (r < 0)
-                return r;
-        if (sysfs_read_attr(sysfs_fd, path, &status) >= 0 && strlen(status) < sizeof(p.runtime_status))
-                strcpy(p.runtime_status, status);
-        else
-                strcpy(p.runtime_status, "unknown");
+        if (sysfs_attr_read(&a->power_state, dir_fd, "power_state", buf, sizeof(buf)) < 0)
+                return DEVICE_POWER_UNKNOWN;
+        s = device_power_state_from_string(buf);
+        return s >= 0 ? s : DEVICE_POWER_UNKNOWN;
+}
 
-        r = device_path(path, sizeof(path), bus, name, "power/runtime_suspended_time");
-        if (r < 0)
-                return r;
-        if (sysfs_read_u64(sysfs_fd, path, &p.suspended_msec) < 0)
-                p.suspended_msec = 0;
-
-        *ret = p;
-        return 0;
+const char *device_runtime_status_read(DevicePowerAttrs *a, int dir_fd, char buf[static DEVICE_RUNTIME_STATUS_MAX]) {
+        if (sysfs_attr_read(&a->runtime_status, dir_fd, "power/runtime_status", buf, DEVICE_RUNTIME_STATUS_MAX) < 0)
+                strcpy(buf, "unknown");
+        return buf;
 }

@@ -9,6 +9,7 @@
 
 #include "cleanup.h"
 #include "policy.h"
+#include "sysfs.h"
 
 typedef struct DeviceInfo {
         char *name;                     /* "0000:01:00.0", "vfio-pm-sim.3" */
@@ -51,10 +52,18 @@ typedef enum DevicePowerState {
 const char *device_power_state_to_string(DevicePowerState s);
 DevicePowerState device_power_state_from_string(const char *s);
 
-typedef struct DevicePower {
-        DevicePowerState power_state;
-        char runtime_status[16];        /* "active", "suspended", "suspending", …, "unknown" */
-        uint64_t suspended_msec;        /* power/runtime_suspended_time */
-} DevicePower;
+/* A device's power attributes, read through fds kept open (sysfs.h's SysfsAttr) below its sysfs
+ * directory dir_fd: one pread() a read, and only when someone asks. */
+typedef struct DevicePowerAttrs {
+        SysfsAttr power_state;          /* power_state (PCI) */
+        SysfsAttr runtime_status;       /* power/runtime_status */
+} DevicePowerAttrs;
 
-int device_power_read(int sysfs_fd, const char *bus, const char *name, DevicePower *ret);
+#define DEVICE_POWER_ATTRS_NULL ((DevicePowerAttrs) { SYSFS_ATTR_NULL, SYSFS_ATTR_NULL })
+
+void device_power_attrs_close(DevicePowerAttrs *a);
+/* PCI's D1, D2 and "error", a missing or unreadable attribute: "unknown" to SPEC §3's words. */
+DevicePowerState device_power_state_read(DevicePowerAttrs *a, int dir_fd);
+/* "active", "suspended", "suspending", …; "unknown" when missing or unreadable. Returns buf. */
+#define DEVICE_RUNTIME_STATUS_MAX 16
+const char *device_runtime_status_read(DevicePowerAttrs *a, int dir_fd, char buf[static DEVICE_RUNTIME_STATUS_MAX]);

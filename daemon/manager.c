@@ -26,6 +26,7 @@ struct ManagedDevice {
         DeviceInfo *info;
         PmDevice *pm;
         int dir_fd;                     /* the device's sysfs directory */
+        DevicePowerAttrs power_attrs;   /* below dir_fd, kept open once read */
         EffectivePolicy *policy;
         struct event *timer;
         struct event *power_follow;     /* re-reads after a change: POWER_FOLLOW_MS */
@@ -301,6 +302,7 @@ static ManagedDevice *managed_device_free(ManagedDevice *d) {
         effective_policy_free(d->policy);
         device_info_free(d->info);
         free(d->released_by);
+        device_power_attrs_close(&d->power_attrs);
         (void) safe_close(d->dir_fd);
         free(d);
         return NULL;
@@ -323,6 +325,7 @@ static int device_new(Manager *m, const char *bus, const char *name, ManagedDevi
                 return log_oom();
         d->manager = m;
         d->dir_fd = -EBADF;
+        d->power_attrs = DEVICE_POWER_ATTRS_NULL;
         d->counted = _PM_STATE_INVALID;
 
         r = device_info_read(m->config.sysfs_fd, bus, name, &d->info);
@@ -1001,8 +1004,12 @@ const EffectivePolicy *managed_device_policy(const ManagedDevice *d) {
         return d->policy;
 }
 
-int managed_device_power(const ManagedDevice *d, DevicePower *ret) {
-        return device_power_read(d->manager->config.sysfs_fd, d->info->bus, d->info->name, ret);
+DevicePowerState managed_device_power_state(ManagedDevice *d) {
+        return device_power_state_read(&d->power_attrs, d->dir_fd);
+}
+
+const char *managed_device_runtime_status(ManagedDevice *d, char buf[static DEVICE_RUNTIME_STATUS_MAX]) {
+        return device_runtime_status_read(&d->power_attrs, d->dir_fd, buf);
 }
 
 ManagedDevice *manager_find_device(Manager *m, const char *name) {

@@ -116,8 +116,10 @@ const char *managed_device_released_by(const ManagedDevice *d);
 bool managed_device_on_vfio(const ManagedDevice *d);
 /* NULL until the first evaluation succeeded. */
 const EffectivePolicy *managed_device_policy(const ManagedDevice *d);
-/* The kernel's power view now (power_state, power/runtime_status): wakes nothing. */
-int managed_device_power(const ManagedDevice *d, DevicePower *ret);
+/* The kernel's power view now (power_state, power/runtime_status), each a pread() of a sysfs fd
+ * kept open after the first read (device.h): wakes nothing. */
+DevicePowerState managed_device_power_state(ManagedDevice *d);
+const char *managed_device_runtime_status(ManagedDevice *d, char buf[static DEVICE_RUNTIME_STATUS_MAX]);
 
 /* What the D-Bus side (bus-manager.c) hears of, without manager.c knowing sd-bus. Called from
  * the loop; a hook must not call manager or pm functions that change anything.

@@ -187,6 +187,7 @@ void power_sysfs_init(PowerSysfs *p, int dir_fd, int record_dir_fd, const char *
                 .name = name,
                 .record_failed = record_failed,
                 .userdata = userdata,
+                .suspended_time = SYSFS_ATTR_NULL,
         };
         record_adopt(p);
 }
@@ -206,6 +207,7 @@ void power_sysfs_done(PowerSysfs *p) {
         p->saved_control = NULL;
         free(p->saved_d3cold);
         p->saved_d3cold = NULL;
+        sysfs_attr_close(&p->suspended_time);
 }
 
 /* ---- power/control ---------------------------------------------------------------------- */
@@ -333,6 +335,6 @@ int power_sysfs_d3cold_write(PowerSysfs *p, PolicyD3cold want) {
 
 /* ---- residency -------------------------------------------------------------------------- */
 
-int power_sysfs_suspended_msec(const PowerSysfs *p, uint64_t *ret) {
-        return sysfs_read_u64(p->dir_fd, RUNTIME_SUSPENDED_TIME, ret);
+int power_sysfs_suspended_msec(PowerSysfs *p, uint64_t *ret) {
+        return sysfs_attr_read_u64(&p->suspended_time, p->dir_fd, RUNTIME_SUSPENDED_TIME, ret);
 }

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "policy.h"
+#include "sysfs.h"
 
 #define POWER_SYSFS_CONTROL "power/control"
 #define POWER_SYSFS_D3COLD "d3cold_allowed"
@@ -29,6 +30,7 @@ typedef void (*PowerSysfsRecordFailed)(void *userdata, const char *what, int err
  * in power_sysfs_done(). */
 typedef struct PowerSysfs {
         int dir_fd;                     /* the device's sysfs directory (borrowed) */
+        SysfsAttr suspended_time;       /* power/runtime_suspended_time, kept open */
         int record_dir_fd;              /* the records' directory (borrowed); -EBADF: none */
         const char *name;               /* the device's name, the record's (borrowed) */
         PowerSysfsRecordFailed record_failed;
@@ -70,4 +72,4 @@ int power_sysfs_d3cold_write(PowerSysfs *p, PolicyD3cold want);
 
 /* power/runtime_suspended_time (ms): the kernel's own residency. Reading it never wakes the
  * device. */
-int power_sysfs_suspended_msec(const PowerSysfs *p, uint64_t *ret);
+int power_sysfs_suspended_msec(PowerSysfs *p, uint64_t *ret);

@@ -98,6 +98,52 @@ int sysfs_read_attr(int dirfd, const char *path, char **ret) {
         return 0;
 }
 
+int sysfs_attr_read(SysfsAttr *a, int dirfd, const char *path, char *buf, size_t size) {
+        ssize_t n;
+        int r;
+
+        if (size < 2)
+                return -EINVAL;
+        if (a->fd < 0) {
+                r = path_check(path);
+                if (r < 0)
+                        return r;
+                a->fd = openat(dirfd, path, O_RDONLY|O_CLOEXEC|O_NOFOLLOW|O_NOCTTY);
+                if (a->fd < 0)
+                        return (a->fd = -errno);
+        }
+        do
+                n = pread(a->fd, buf, size, 0);
+        while (n < 0 && errno == EINTR);
+        if (n < 0) {
+                r = -errno;
+                sysfs_attr_close(a);
+                return r;
+        }
+        if ((size_t) n >= size)
+                return -EFBIG;
+        if (memchr(buf, '\0', n))
+                return -EBADMSG;
+        if (n > 0 && buf[n - 1] == '\n')
+                n--;
+        buf[n] = '\0';
+        return 0;
+}
+
+int sysfs_attr_read_u64(SysfsAttr *a, int dirfd, const char *path, uint64_t *ret) {
+        char buf[32];
+        int r;
+
+        r = sysfs_attr_read(a, dirfd, path, buf, sizeof(buf));
+        if (r < 0)
+                return r;
+        return parse_u64(buf, 10, ret);
+}
+
+void sysfs_attr_close(SysfsAttr *a) {
+        a->fd = safe_close(a->fd);
+}
+
 int sysfs_read_u64(int dirfd, const char *path, uint64_t *ret) {
         _cleanup_free_ char *s = NULL;
         int r;

@@ -30,6 +30,23 @@ int sysfs_read_u64(int dirfd, const char *path, uint64_t *ret);
  * past UINT_MAX. */
 int sysfs_read_hex(int dirfd, const char *path, unsigned *ret);
 
+/* An attribute kept open for reads that repeat (a device's power state, read on each of its
+ * changes and for every D-Bus read): opened at the first read, then one pread() at offset 0 a read
+ * (sysfs makes the text anew for each read from the start) instead of openat, read, read, close.
+ * A failed read closes it; the next one opens again. */
+typedef struct SysfsAttr {
+        int fd;                         /* -EBADF until the first read */
+} SysfsAttr;
+
+#define SYSFS_ATTR_NULL ((SysfsAttr) { .fd = -EBADF })
+
+/* Reads path below dirfd (the same path every time) into buf: at most size - 1 bytes (else
+ * -EFBIG), one trailing newline stripped, NUL-terminated; embedded NUL bytes give -EBADMSG. */
+int sysfs_attr_read(SysfsAttr *a, int dirfd, const char *path, char *buf, size_t size);
+/* A decimal unsigned integer, as sysfs_read_u64(). */
+int sysfs_attr_read_u64(SysfsAttr *a, int dirfd, const char *path, uint64_t *ret);
+void sysfs_attr_close(SysfsAttr *a);
+
 /* Writes value as given (no newline added) with one write() to an existing attribute. The kernel's
  * error comes back as -errno; a short write is -EIO. */
 int sysfs_write_attr(int dirfd, const char *path, const char *value);

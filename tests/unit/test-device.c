@@ -93,25 +93,41 @@ START_TEST(test_info_bad_values) {
 END_TEST
 
 START_TEST(test_power) {
-        _cleanup_close_ int root = sysfs_fixture();
+        _cleanup_close_ int root = sysfs_fixture(), pci = -EBADF, sim = -EBADF;
         _cleanup_(fixture_tmp_freep) FixtureTmp *t = NULL;
-        DevicePower p;
+        _cleanup_close_ int tpci = -EBADF;
+        DevicePowerAttrs a = DEVICE_POWER_ATTRS_NULL, b = DEVICE_POWER_ATTRS_NULL;
+        char buf[DEVICE_RUNTIME_STATUS_MAX];
 
-        ck_assert_int_eq(device_power_read(root, "pci", "0000:00:03.0", &p), 0);
-        ck_assert_int_eq(p.power_state, DEVICE_POWER_D3HOT);
-        ck_assert_str_eq(p.runtime_status, "suspended");
-        ck_assert_uint_eq(p.suspended_msec, 123456);
+        ck_assert_int_eq(sysfs_open_dir(root, "bus/pci/devices/0000:00:03.0", &pci), 0);
+        ck_assert_int_eq(device_power_state_read(&a, pci), DEVICE_POWER_D3HOT);
+        ck_assert_str_eq(device_runtime_status_read(&a, pci, buf), "suspended");
+        ck_assert_int_ge(a.power_state.fd, 0);
+        ck_assert_int_ge(a.runtime_status.fd, 0);
+        device_power_attrs_close(&a);
+        ck_assert_int_eq(a.power_state.fd, -EBADF);
 
+        /* read again through the fds kept open: what the attribute holds now */
         ck_assert_int_eq(fixture_tmp_new("sysfs", &t), 0);
+        ck_assert_int_eq(sysfs_open_dir(t->fd, "bus/pci/devices/0000:00:03.0", &tpci), 0);
+        ck_assert_int_eq(device_power_state_read(&b, tpci), DEVICE_POWER_D3HOT);
         ck_assert_int_eq(fixture_write_string(t->fd, "devices/pci0000:00/0000:00:03.0/power_state", "D1\n"), 0);
         ck_assert_int_eq(fixture_write_string(t->fd, "devices/pci0000:00/0000:00:03.0/power/runtime_status", "active\n"), 0);
-        ck_assert_int_eq(device_power_read(t->fd, "pci", "0000:00:03.0", &p), 0);
-        ck_assert_int_eq(p.power_state, DEVICE_POWER_UNKNOWN);
-        ck_assert_str_eq(p.runtime_status, "active");
+        ck_assert_int_eq(device_power_state_read(&b, tpci), DEVICE_POWER_UNKNOWN);
+        ck_assert_str_eq(device_runtime_status_read(&b, tpci, buf), "active");
+        ck_assert_int_eq(fixture_write_string(t->fd, "devices/pci0000:00/0000:00:03.0/power_state", "D0\n"), 0);
+        ck_assert_int_eq(device_power_state_read(&b, tpci), DEVICE_POWER_D0);
+        /* longer than any status: unknown, not cut */
+        ck_assert_int_eq(fixture_write_string(t->fd, "devices/pci0000:00/0000:00:03.0/power/runtime_status",
+                                              "suspended-and-then-some\n"), 0);
+        ck_assert_str_eq(device_runtime_status_read(&b, tpci, buf), "unknown");
+        device_power_attrs_close(&b);
 
         /* the simulated device of the fixture has no power_state attribute */
-        ck_assert_int_eq(device_power_read(root, "platform", "vfio-pm-sim.0", &p), 0);
-        ck_assert_int_eq(p.power_state, DEVICE_POWER_UNKNOWN);
+        ck_assert_int_eq(sysfs_open_dir(root, "bus/platform/devices/vfio-pm-sim.0", &sim), 0);
+        ck_assert_int_eq(device_power_state_read(&a, sim), DEVICE_POWER_UNKNOWN);
+        ck_assert_int_eq(a.power_state.fd, -ENOENT);
+        device_power_attrs_close(&a);
 }
 END_TEST
 

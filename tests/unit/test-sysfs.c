@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -108,6 +109,48 @@ START_TEST(test_read_attr_size_limit) {
         ck_assert_int_eq(sysfs_read_attr(t->fd, "full", &s), 0);
         ck_assert_uint_eq(strlen(s), SYSFS_ATTR_MAX);
         ck_assert_int_eq(sysfs_read_attr(t->fd, "over", &s), -EFBIG);
+}
+END_TEST
+
+/* A kept-open attribute: one fd for every read, each read what the file holds now. */
+START_TEST(test_attr_kept_open) {
+        _cleanup_(fixture_tmp_freep) FixtureTmp *t = tmp_tree();
+        SysfsAttr a = SYSFS_ATTR_NULL, bad = SYSFS_ATTR_NULL;
+        char buf[8];
+        uint64_t v;
+        int fd;
+
+        ck_assert_int_eq(sysfs_attr_read(&a, t->fd, "status", buf, sizeof(buf)), -ENOENT);
+        ck_assert_int_eq(a.fd, -ENOENT);
+        ck_assert_int_eq(fixture_write_string(t->fd, "status", "active\n"), 0);
+        ck_assert_int_eq(sysfs_attr_read(&a, t->fd, "status", buf, sizeof(buf)), 0);
+        ck_assert_str_eq(buf, "active");
+        fd = a.fd;
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(fixture_write_string(t->fd, "status", "off\n"), 0);
+        ck_assert_int_eq(sysfs_attr_read(&a, t->fd, "status", buf, sizeof(buf)), 0);
+        ck_assert_str_eq(buf, "off");
+        ck_assert_int_eq(a.fd, fd);
+
+        /* what does not fit is refused, not cut; NUL bytes too */
+        ck_assert_int_eq(fixture_write_string(t->fd, "status", "suspended\n"), 0);
+        ck_assert_int_eq(sysfs_attr_read(&a, t->fd, "status", buf, sizeof(buf)), -EFBIG);
+        ck_assert_int_eq(fixture_write(t->fd, "status", "a\0b\n", 4), 0);
+        ck_assert_int_eq(sysfs_attr_read(&a, t->fd, "status", buf, sizeof(buf)), -EBADMSG);
+        ck_assert_int_eq(fixture_write_string(t->fd, "status", "123456\n"), 0);
+        ck_assert_int_eq(sysfs_attr_read(&a, t->fd, "status", buf, sizeof(buf)), 0);
+        ck_assert_str_eq(buf, "123456");
+        ck_assert_int_eq(sysfs_attr_read_u64(&a, t->fd, "status", &v), 0);
+        ck_assert_uint_eq(v, 123456);
+        sysfs_attr_close(&a);
+        ck_assert_int_eq(a.fd, -EBADF);
+
+        /* a read that fails closes it (a directory: EISDIR); paths as sysfs_read_attr() wants */
+        ck_assert_int_eq(mkdirat(t->fd, "dir", 0755), 0);
+        ck_assert_int_eq(sysfs_attr_read(&bad, t->fd, "dir", buf, sizeof(buf)), -EISDIR);
+        ck_assert_int_eq(bad.fd, -EBADF);
+        ck_assert_int_eq(sysfs_attr_read(&bad, t->fd, "/status", buf, sizeof(buf)), -EINVAL);
+        ck_assert_int_eq(sysfs_attr_read(&bad, t->fd, "status", buf, 1), -EINVAL);
 }
 END_TEST
 
@@ -304,6 +347,7 @@ Suite *sysfs_suite(void) {
         tcase_add_test(tc, test_read_attr_empty);
         tcase_add_test(tc, test_read_attr_errors);
         tcase_add_test(tc, test_read_attr_size_limit);
+        tcase_add_test(tc, test_attr_kept_open);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("parse");
