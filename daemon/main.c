@@ -217,8 +217,9 @@ static int open_dir(const char *path) {
         return fd;
 }
 
-/* A held device takes about four fds (device, group, the wake-up and request eventfds): the
- * default soft limit of 1024, systemd's for services too, ends at about 250 devices. The hard
+/* A held device takes about five fds (its sysfs directory, the device, its group, the wake-up and
+ * request eventfds): the default soft limit of 1024, systemd's for services too, ends at about 180
+ * devices. The hard
  * limit (systemd's default: 524288) is ours to take; select() is used nowhere. The manager says
  * so when even that is too low for the devices present. */
 static void raise_fd_limit(void) {

@@ -52,6 +52,7 @@ struct Manager {
         ManagedDevice **sorted;         /* manager_devices() */
         ManagerHooks hooks;
         bool started;
+        bool enumerating;               /* manager_start(): devices go in the table, no decision yet */
         int exit_error;                 /* manager_fail(): what manager_run() returns */
         int state_dir_fd;               /* the records of the originals; -EBADF: none */
         int release_dir_fd;             /* release-store.h; -EBADF: releases die with the daemon */
@@ -221,9 +222,12 @@ static void warn_fd_limit(Manager *m, const PmDevice *pm) {
                                    "the devices that cannot be opened stay in error");
                 return;
         }
-        log_device_warning(pm_device_name(pm), "The limit of open files (%ju) is too low for the %zu devices present "
-                           "(about 4 a device): raise LimitNOFILE= in the unit; the devices that cannot be opened "
-                           "stay in error", (uintmax_t) rl.rlim_cur, device_table_size(m->devices));
+        /* a held device: its sysfs directory, the device, its group (shared), two eventfds; then
+         * the fds the daemon keeps for itself (vfio.c's reserve of 64, udev, D-Bus, the journal) */
+        log_device_warning(pm_device_name(pm), "The limit of open files (%ju) is too low for the %zu devices present, "
+                           "which need about %zu: raise LimitNOFILE= in the unit; the devices that cannot be opened "
+                           "stay in error", (uintmax_t) rl.rlim_cur, device_table_size(m->devices),
+                           device_table_size(m->devices) * 5 + 128);
 }
 
 static void env_state_changed(void *userdata, PmDevice *pm, PmState old) {
@@ -465,6 +469,8 @@ int manager_add_device(Manager *m, const char *bus, const char *name) {
         if (m->hooks.device_added)
                 m->hooks.device_added(m->hooks.userdata, d);
         release_adopt(m, d);
+        if (m->enumerating)
+                return 0;               /* manager_start() decides once every device is in */
         return device_apply_policy(m, d);
 }
 
@@ -909,6 +915,27 @@ void manager_load_releases(Manager *m) {
         strv_free(names);
 }
 
+/* The first decision of every device in the table that has none yet, in name order. */
+static int decide_all(Manager *m) {
+        _cleanup_free_ ManagedDevice **l = NULL;
+        ManagedDevice **sorted;
+        size_t n;
+        int r;
+
+        r = manager_devices(m, &sorted, &n);
+        if (r < 0)
+                return log_oom();
+        /* a copy: a decision's hooks may ask for the list again */
+        l = malloc((n + 1) * sizeof(*l));
+        if (!l)
+                return log_oom();
+        memcpy(l, sorted, n * sizeof(*l));
+        for (size_t i = 0; i < n; i++)
+                if (!l[i]->policy)
+                        (void) device_apply_policy(m, l[i]);
+        return 0;
+}
+
 int manager_start(Manager *m) {
         uint64_t watchdog_usec;
         int r;
@@ -921,9 +948,17 @@ int manager_start(Manager *m) {
         r = device_monitor_new(m->base, on_device_event, m, &m->monitor);
         if (r < 0)
                 return log_error_errno(r, "Failed to listen to udev: %m");
+        /* Every present device in the table first (its sysfs directory open), then the first
+         * decisions: when the fds run out, it is the opens of devices that fail, each device
+         * `error` with the reason, and no device found late is missing from the table. */
+        m->enumerating = true;
         r = device_enumerate_vfio(on_device_event, m);
+        m->enumerating = false;
         if (r < 0)
                 return log_error_errno(r, "Failed to enumerate VFIO devices: %m");
+        r = decide_all(m);
+        if (r < 0)
+                return r;
         manager_load_releases(m);
 
         if (sd_watchdog_enabled(false, &watchdog_usec) > 0) {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 
 #include "cleanup.h"
 #include "fake-kernel.h"
@@ -776,6 +777,37 @@ START_TEST(test_kernel_sys) {
 }
 END_TEST
 
+/* The real system calls keep the last 64 fds below the soft limit for the rest of the daemon: a
+ * VFIO fd that would land there is EMFILE, and other opens still work. */
+START_TEST(test_kernel_sys_fd_reserve) {
+        const VfioSys *sys = vfio_sys_kernel();
+        struct rlimit rl;
+        int fds[256], n = 0, fd, r;
+
+        /* Check forks each test: the limit dies with this process */
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+        rl.rlim_cur = 128;
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+        for (;;) {
+                r = sys->eventfd(sys->userdata, 0, EFD_NONBLOCK|EFD_CLOEXEC);
+                if (r < 0)
+                        break;
+                ck_assert_int_lt(r, 128 - 64);
+                ck_assert_int_lt(n, 256);
+                fds[n++] = r;
+        }
+        ck_assert_int_eq(r, -EMFILE);
+        ck_assert_int_gt(n, 0);
+        ck_assert_int_eq(sys->openat(sys->userdata, AT_FDCWD, "/dev/null", O_RDONLY|O_CLOEXEC), -EMFILE);
+        /* what the reserve is for */
+        fd = open("/dev/null", O_RDONLY|O_CLOEXEC);
+        ck_assert_int_ge(fd, 128 - 64);
+        ck_assert_int_eq(close(fd), 0);
+        while (n > 0)
+                ck_assert_int_eq(sys->close(sys->userdata, fds[--n]), 0);
+}
+END_TEST
+
 Suite *vfio_suite(void) {
         Suite *s = suite_create("vfio");
         TCase *tc;
@@ -785,6 +817,7 @@ Suite *vfio_suite(void) {
         tcase_add_test(tc, test_backend_args);
         tcase_add_test(tc, test_backend_freed_first);
         tcase_add_test(tc, test_kernel_sys);
+        tcase_add_test(tc, test_kernel_sys_fd_reserve);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("group");
