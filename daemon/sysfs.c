@@ -104,6 +104,8 @@ int sysfs_attr_read(SysfsAttr *a, int dirfd, const char *path, char *buf, size_t
 
         if (size < 2)
                 return -EINVAL;
+        if (a->fd == -ENOENT)
+                return -ENOENT;
         if (a->fd < 0) {
                 r = path_check(path);
                 if (r < 0)

@@ -296,11 +296,21 @@ START_TEST(test_suspended_msec) {
         T *t = t_new(NULL, NULL);
         uint64_t ms = 0;
 
-        t_init(t);
-        ck_assert_int_eq(power_sysfs_suspended_msec(&t->power, &ms), -ENOENT);
         ck_assert_int_eq(fixture_write_string(t->dev->fd, "power/runtime_suspended_time", "1234\n"), 0);
+        t_init(t);
         ck_assert_int_eq(power_sysfs_suspended_msec(&t->power, &ms), 0);
         ck_assert_uint_eq(ms, 1234);
+        /* the fd kept open reads what the attribute says now */
+        ck_assert_int_eq(fixture_write_string(t->dev->fd, "power/runtime_suspended_time", "5678\n"), 0);
+        ck_assert_int_eq(power_sysfs_suspended_msec(&t->power, &ms), 0);
+        ck_assert_uint_eq(ms, 5678);
+        t_free(t);
+
+        /* a device without it: ENOENT, ms untouched */
+        t = t_new(NULL, NULL);
+        t_init(t);
+        ck_assert_int_eq(power_sysfs_suspended_msec(&t->power, &ms), -ENOENT);
+        ck_assert_uint_eq(ms, 5678);
         t_free(t);
 }
 END_TEST

@@ -122,7 +122,10 @@ START_TEST(test_attr_kept_open) {
 
         ck_assert_int_eq(sysfs_attr_read(&a, t->fd, "status", buf, sizeof(buf)), -ENOENT);
         ck_assert_int_eq(a.fd, -ENOENT);
+        /* missing stays missing (no look again) until closed */
         ck_assert_int_eq(fixture_write_string(t->fd, "status", "active\n"), 0);
+        ck_assert_int_eq(sysfs_attr_read(&a, t->fd, "status", buf, sizeof(buf)), -ENOENT);
+        sysfs_attr_close(&a);
         ck_assert_int_eq(sysfs_attr_read(&a, t->fd, "status", buf, sizeof(buf)), 0);
         ck_assert_str_eq(buf, "active");
         fd = a.fd;
