@@ -98,11 +98,12 @@ vm_host_setup() {
 # vm_image_build adds each kernel's linux-headers-KREL (with its -common, linux-kbuild and
 # compiler). Bookworm's dkms ships no systemd unit (nothing of it runs at boot). The lib*
 # packages are what the host-built binaries link (libxml2: the libvirt hook; libvirt pulls it in
-# as well, the hook should not depend on that).
+# as well, the hook should not depend on that). strace: scenarios/bench.sh counts the system
+# calls of a wake (strace -c).
 VM_GUEST_PKGS=(systemd systemd-sysv dbus udev kmod initramfs-tools procps pciutils
 	libevent-2.1-7 libevent-pthreads-2.1-7 libjson-c5 libsystemd0 libudev1 libxml2
 	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
-	jq dkms)
+	jq dkms strace)
 
 # vm_image_key KERNEL_PKG...: sha256 over the recipe and the resolved versions of every
 # package named in it (the kernels' headers included).

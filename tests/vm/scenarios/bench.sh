@@ -1,0 +1,165 @@
+#!/bin/bash
+# SPEC §8 benchmarks (tools/bench runs this): vfiopmd on SMALL and LARGE vfio-pm-sim devices, each figure beside a floor measured in the same run; prints "BENCH|" table rows and fails when a target is missed (ENFORCE=1).
+# Args: SMALL LARGE WRITES IDLE_S ENFORCE (default 64 1000 2000 60 1). Needs no NIC; strace in the guest.
+set -u
+. "$(dirname "$0")/lib/common.sh"
+tool=$VFIOPM_TESTS_DIR/vfio-pm-tool
+small=${1:-64} large=${2:-1000} writes=${3:-2000} idle_s=${4:-60} enforce=${5:-1}
+sim=/sys/bus/platform/devices
+missed=0
+
+# The bus policy (org.vfiopm1.conf) came with the payload, after dbus-daemon started.
+systemctl reload dbus || fail "reloading dbus"
+command -v strace >/dev/null || fail "no strace in the guest"
+
+# row FIGURE VALUE FLOOR TARGET VERDICT: one table row; the ratio is VALUE / FLOOR
+row() {
+	local ratio
+	ratio=$(awk -v v="$2" -v f="$3" 'BEGIN { if (f + 0 > 0 && v ~ /^[0-9.]+$/) printf "%.2f", v / f; else print "-" }')
+	echo "BENCH|$1|$2|$3|$ratio|$4|$5"
+}
+# check FIGURE VALUE FLOOR TARGET CONDITION: a row, judged by the awk CONDITION over v (value)
+# and f (floor); a miss fails the run when enforced
+check() {
+	local verdict
+	if awk -v v="$2" -v f="$3" "BEGIN { exit !($5) }"; then verdict=ok
+	elif [ "$enforce" = 1 ]; then verdict=MISSED; missed=$((missed + 1))
+	else verdict="missed (smoke: not enforced)"; fi
+	row "$1" "$2" "$3" "$4" "$verdict"
+}
+uptime_ms() { awk '{ printf "%d", $1 * 1000 }' /proc/uptime; }
+# ticks PID: the process's user + system CPU time in clock ticks
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# wakeups PID: its context switches so far (each return from epoll_wait/poll is one)
+wakeups() { awk '/^(voluntary|nonvoluntary)_ctxt_switches/ { n += $2 } END { print n }' "/proc/$1/status"; }
+rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+pss_anon_kib() { awk '/^Pss_Anon/ { print $2 }' "/proc/$1/smaps_rollup"; }
+sim_wakes() { cat "$sim/$1/sim/wakes"; }
+# median_us CMD...: the median wall time of 5 runs of CMD, in microseconds
+median_us() {
+	local i t0 t1 times=()
+	for i in 1 2 3 4 5; do
+		t0=${EPOCHREALTIME/./}
+		"$@" >/dev/null 2>&1 || fail "'$*' failed"
+		t1=${EPOCHREALTIME/./}
+		times+=($((t1 - t0)))
+	done
+	printf '%s\n' "${times[@]}" | sort -n | sed -n 3p
+}
+# strace_calls PID OUT CMD...: the system calls PID makes while CMD runs (strace -c), total
+strace_calls() {
+	local pid=$1 out=$2 spid
+	shift 2
+	strace -c -q -f -p "$pid" -o "$out" &
+	spid=$!
+	sleep 1
+	"$@" >/dev/null || fail "'$*' failed"
+	sleep 1
+	kill -INT "$spid"; wait "$spid"
+	awk '$NF == "total" { print $4 }' "$out"
+}
+# stream DEV PID: writes WRITES times to DEV's sim/pme; sets CAUGHT (the module's wakes counter
+# moved by) and TICKS (PID's CPU ticks)
+stream() {
+	local w0 t0
+	w0=$(sim_wakes "$1") t0=$(ticks "$2")
+	"$tool" --poke "$sim/$1/sim/pme" "$writes" >/dev/null || fail "poking $1"
+	sleep 1
+	CAUGHT=$(($(sim_wakes "$1") - w0)) TICKS=$(($(ticks "$2") - t0))
+}
+per() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+
+# run N: vfiopmd on N devices (vfio-pm-sim.0 … N-1) beside the floor, vfio-pm-tool holding
+# vfio-pm-sim.N armed with the same ENTRY_WITH_WAKEUP and re-entering on each wake
+run() {
+	local n=$1 floor=vfio-pm-sim.$1 start ready armed_at last fpid pid
+	systemctl stop "$VFIOPMD_UNIT" 2>/dev/null
+	modprobe -r vfio_pm_sim 2>/dev/null
+	modprobe vfio_pm_sim devices=$((n + 1)) || fail "modprobe vfio_pm_sim devices=$((n + 1))"
+	policy_write 50-bench.json "[
+	  { \"match\": { \"driver\": \"vfio-pm-sim\" }, \"mode\": \"wakeup\", \"arm_delay_ms\": 0, \"rearm_delay_ms\": 0 },
+	  { \"match\": { \"device\": \"$floor\" }, \"mode\": \"kernel\" }
+	]"
+	"$tool" "$floor" open wakeup rearm >/tmp/floor.log 2>&1 &
+	fpid=$!
+	wait_runtime "$floor" suspended || fail "the floor did not arm $floor"
+
+	# systemd's default fd limit for services; info, as installed; no watchdog
+	daemon_start -p LimitNOFILE=1024:524288 --bus system --log-level info
+	pid=$(daemon_pid)
+	start=$(unit_prop ExecMainStartTimestampMonotonic) ready=$(unit_prop ActiveEnterTimestampMonotonic)
+	local end=$(($(uptime_ms) + 120000))
+	until [ "$(unit_prop StatusText)" = "$((n + 1)) devices: $n armed, 1 kernel" ]; do
+		[ "$(uptime_ms)" -lt "$end" ] || fail "$n devices: not all armed after 120 s: $(unit_prop StatusText)"
+		sleep 0.5
+	done
+	# the journal's time of the last first arm (monotonic µs; the daemon logs it at info)
+	last=$(journalctl -q -b -u "$VFIOPMD_UNIT" -o short-monotonic --no-pager | grep -E ': idle → armed$' | tail -n 1 |
+		sed -E 's/^\[ *([0-9]+)\.([0-9]{6}).*/\1\2/')
+	READY_MS[$n]=$(((ready - start) / 1000))
+	ARMED_MS[$n]=$(((last - start) / 1000))
+
+	sleep 6         # the last power follow-up reads (5 s after a change) are over
+	local d0 f0
+	d0=$(wakeups "$pid") f0=$(wakeups "$fpid")
+	sleep "$idle_s"
+	IDLE[$n]=$(( ($(wakeups "$pid") - d0) * 60 / idle_s ))
+	IDLE_FLOOR[$n]=$(( ($(wakeups "$fpid") - f0) * 60 / idle_s ))
+	RSS[$n]=$(rss_kib "$pid") PSS[$n]=$(pss_anon_kib "$pid")
+	RSS_FLOOR[$n]=$(rss_kib "$fpid") PSS_FLOOR[$n]=$(pss_anon_kib "$fpid")
+
+	STATUS_US[$n]=$(median_us vfiopmctl status)
+	JSON_US[$n]=$(median_us vfiopmctl --json status)
+	BUSCTL_US[$n]=$(median_us busctl get-property org.vfiopm1 /org/vfiopm1 org.vfiopm1.Manager Version)
+
+	if [ "$n" = "$small" ]; then
+		local dev=vfio-pm-sim.0 calls wakes0
+		stream "$floor" "$fpid"
+		FLOOR_CAUGHT=$CAUGHT FLOOR_TICKS=$(per "$TICKS" "$CAUGHT")
+		stream "$dev" "$pid"
+		DAEMON_CAUGHT=$CAUGHT DAEMON_TICKS=$(per "$TICKS" "$CAUGHT")
+		wakes0=$(sim_wakes "$floor")
+		calls=$(strace_calls "$fpid" /tmp/floor.strace "$tool" --poke "$sim/$floor/sim/pme" "$writes")
+		FLOOR_CALLS=$(per "$calls" $(($(sim_wakes "$floor") - wakes0)))
+		wakes0=$(sim_wakes "$dev")
+		calls=$(strace_calls "$pid" /tmp/daemon.strace "$tool" --poke "$sim/$dev/sim/pme" "$writes")
+		DAEMON_CALLS=$(per "$calls" $(($(sim_wakes "$dev") - wakes0)))
+		say "the daemon's system calls under the stream (strace -c):"
+		sed 's/^/    /' /tmp/daemon.strace
+		say "the floor's:"
+		sed 's/^/    /' /tmp/floor.strace
+		[ "$(vfiopmctl --json show "$dev" | jq -r .state)" = armed ] || fail "$dev not armed after the streams"
+	fi
+	daemon_stop
+	kill -TERM "$fpid"; wait "$fpid"
+	say "$n devices: READY after ${READY_MS[$n]} ms, all armed after ${ARMED_MS[$n]} ms"
+}
+
+declare -A READY_MS ARMED_MS IDLE IDLE_FLOOR RSS PSS RSS_FLOOR PSS_FLOOR STATUS_US JSON_US BUSCTL_US
+run "$small"
+run "$large"
+
+echo "BENCH|figure|vfiopmd|floor|ratio|target|verdict"
+for n in "$small" "$large"; do
+	check "idle wake-ups a minute, $n armed" "${IDLE[$n]}" "${IDLE_FLOOR[$n]}" "0" "v == 0"
+done
+for n in "$small" "$large"; do
+	row "VmRSS KiB, $n devices" "${RSS[$n]}" "${RSS_FLOOR[$n]}" "" ""
+	row "Pss_Anon KiB, $n devices" "${PSS[$n]}" "${PSS_FLOOR[$n]}" "" ""
+done
+check "VmRSS KiB, $large devices (≤ 8 MiB)" "${RSS[$large]}" "${RSS_FLOOR[$large]}" "≤ 8192" "v <= 8192"
+row "start to READY ms, $small devices" "${READY_MS[$small]}" "" "" ""
+check "start to READY ms, $large devices" "${READY_MS[$large]}" "90000" "≤ 45000 (systemd's timeout 90 s)" "v <= 45000"
+row "start to all armed ms, $small devices" "${ARMED_MS[$small]}" "" "" ""
+check "start to all armed ms, $large devices (floor: $small devices × $large/$small)" "${ARMED_MS[$large]}" \
+	"$(awk -v a="${ARMED_MS[$small]}" -v s="$small" -v l="$large" 'BEGIN { printf "%d", a * l / s }')" "ratio ≤ 1.5" "v <= 1.5 * f"
+check "system calls a wake (strace -c)" "$DAEMON_CALLS" "$FLOOR_CALLS" "ratio ≤ 2" "v <= 2 * f"
+check "CPU ticks a wake" "$DAEMON_TICKS" "$FLOOR_TICKS" "ratio ≤ 2" "v <= 2 * f"
+check "wakes caught of $writes sim/pme writes" "$DAEMON_CAUGHT" "$FLOOR_CAUGHT" "ratio ≥ 0.9" "v >= 0.9 * f"
+for n in "$small" "$large"; do
+	row "vfiopmctl status µs, $n devices (floor: busctl get-property)" "${STATUS_US[$n]}" "${BUSCTL_US[$n]}" "" ""
+	row "vfiopmctl --json status µs, $n devices" "${JSON_US[$n]}" "${BUSCTL_US[$n]}" "" ""
+done
+check "vfiopmctl status µs, $large devices" "${STATUS_US[$large]}" "${BUSCTL_US[$large]}" "ratio ≤ 2" "v <= 2 * f"
+[ "$missed" = 0 ] || fail "$missed target(s) missed"
+say "PASS"
