@@ -11,6 +11,7 @@
 
 #include "device-table.h"
 #include "device.h"
+#include "fd-util.h"
 #include "fileio.h"
 #include "log.h"
 #include "macro.h"
@@ -210,24 +211,23 @@ static void count_state(Manager *m, ManagedDevice *d, PmState s) {
 
 /* main() raised the soft limit of open files to the hard one; a device that still could not be
  * opened for want of fds says what to raise, once (every later device would repeat it). */
-static void warn_fd_limit(Manager *m, const PmDevice *pm) {
+static void warn_fd_limit(Manager *m, const char *name, int error) {
         struct rlimit rl;
-        int e = pm_device_last_errno(pm);
 
-        if (m->fd_limit_warned || (e != EMFILE && e != ENFILE))
+        if (m->fd_limit_warned || (error != -EMFILE && error != -ENFILE))
                 return;
         m->fd_limit_warned = true;
-        if (e == ENFILE || getrlimit(RLIMIT_NOFILE, &rl) < 0) {
-                log_device_warning(pm_device_name(pm), "The system is out of file descriptors (fs.file-max): "
-                                   "the devices that cannot be opened stay in error");
+        if (error == -ENFILE || getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+                log_device_warning(name, "The system is out of file descriptors (fs.file-max): the devices that "
+                                   "cannot be opened stay in error");
                 return;
         }
         /* a held device: its sysfs directory, the device, its group (shared), two eventfds; then
-         * the fds the daemon keeps for itself (vfio.c's reserve of 64, udev, D-Bus, the journal) */
-        log_device_warning(pm_device_name(pm), "The limit of open files (%ju) is too low for the %zu devices present, "
-                           "which need about %zu: raise LimitNOFILE= in the unit; the devices that cannot be opened "
-                           "stay in error", (uintmax_t) rl.rlim_cur, device_table_size(m->devices),
-                           device_table_size(m->devices) * 5 + 128);
+         * fd-util.h's reserve and what the daemon keeps for itself */
+        log_device_warning(name, "The limit of open files (%ju) is too low for the %zu devices present, which need "
+                           "about %zu: raise LimitNOFILE= in the unit; the devices that cannot be opened stay in "
+                           "error", (uintmax_t) rl.rlim_cur, device_table_size(m->devices),
+                           device_table_size(m->devices) * 5 + FD_RESERVE + 64);
 }
 
 static void env_state_changed(void *userdata, PmDevice *pm, PmState old) {
@@ -242,7 +242,7 @@ static void env_state_changed(void *userdata, PmDevice *pm, PmState old) {
         else if (new == PM_STATE_ERROR) {
                 log_device_warning(pm_device_name(pm), "%s → %s: %s", pm_state_to_string(old),
                                    pm_state_to_string(new), error);
-                warn_fd_limit(m, pm);
+                warn_fd_limit(m, pm_device_name(pm), -pm_device_last_errno(pm));
         }
         else
                 log_device_info(pm_device_name(pm), "%s → %s", pm_state_to_string(old), pm_state_to_string(new));
@@ -333,16 +333,24 @@ static int device_new(Manager *m, const char *bus, const char *name, ManagedDevi
         d->counted = _PM_STATE_INVALID;
 
         r = device_info_read(m->config.sysfs_fd, bus, name, &d->info);
-        if (r < 0)
+        if (r < 0) {
+                warn_fd_limit(m, name, r);
                 return log_device_warning_errno(name, r, "Failed to read the device's sysfs attributes, ignoring: %m");
+        }
         (void) snprintf(path, sizeof(path), "bus/%s/devices/%s", bus, name);
         r = sysfs_open_dir(m->config.sysfs_fd, path, &d->dir_fd);
+        if (r >= 0) {
+                d->dir_fd = fd_keep_or_close(d->dir_fd);        /* kept for the device's life */
+                r = d->dir_fd < 0 ? d->dir_fd : 0;
+        }
         if (r >= 0)
                 r = pm_device_new(&m->pm_env, bus, name, d->dir_fd, &d->pm);
         d->timer = evtimer_new(m->base, on_device_timer, d);
         d->power_follow = evtimer_new(m->base, on_power_follow, d);
-        if (r < 0 || !d->timer || !d->power_follow)
+        if (r < 0 || !d->timer || !d->power_follow) {
+                warn_fd_limit(m, name, r);
                 return log_device_error_errno(name, r < 0 ? r : -ENOMEM, "Failed to set up the device: %m");
+        }
         d->on_vfio = device_is_vfio(m->config.sysfs_fd, bus, name);
         if (device_table_put(m->devices, d->info->name, d) < 0)
                 return log_oom();

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "fd-util.h"
 #include "fileio.h"
 #include "sysfs.h"
 
@@ -99,23 +100,33 @@ int sysfs_read_attr(int dirfd, const char *path, char **ret) {
 }
 
 int sysfs_attr_read(SysfsAttr *a, int dirfd, const char *path, char *buf, size_t size) {
+        _cleanup_close_ int once = -EBADF;
+        int fd, r;
         ssize_t n;
-        int r;
 
         if (size < 2)
                 return -EINVAL;
         if (a->fd == -ENOENT)
                 return -ENOENT;
-        if (a->fd < 0) {
+        fd = a->fd;
+        if (fd < 0) {
                 r = path_check(path);
                 if (r < 0)
                         return r;
-                a->fd = openat(dirfd, path, O_RDONLY|O_CLOEXEC|O_NOFOLLOW|O_NOCTTY);
-                if (a->fd < 0)
-                        return (a->fd = -errno);
+                fd = openat(dirfd, path, O_RDONLY|O_CLOEXEC|O_NOFOLLOW|O_NOCTTY);
+                if (fd < 0) {
+                        if (errno == ENOENT)
+                                a->fd = -ENOENT;
+                        return -errno;
+                }
+                /* kept only while fds are plenty: holding devices comes first (fd-util.h) */
+                if (fd_in_lower_half(fd))
+                        a->fd = fd;
+                else
+                        once = fd;
         }
         do
-                n = pread(a->fd, buf, size, 0);
+                n = pread(fd, buf, size, 0);
         while (n < 0 && errno == EINTR);
         if (n < 0) {
                 r = -errno;

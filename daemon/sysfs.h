@@ -33,7 +33,8 @@ int sysfs_read_hex(int dirfd, const char *path, unsigned *ret);
 /* An attribute kept open for reads that repeat (a device's power state, read on each of its
  * changes and for every D-Bus read): opened at the first read, then one pread() at offset 0 a read
  * (sysfs makes the text anew for each read from the start) instead of openat, read, read, close.
- * A failed read closes it; the next one opens again. A missing attribute stays missing (a
+ * Kept only while fds are plenty (fd-util.h's lower half), else opened for each read. A failed
+ * read closes it; the next one opens again. A missing attribute stays missing (a
  * device's attributes are there from its registration on): -ENOENT without a look, until
  * sysfs_attr_close(). */
 typedef struct SysfsAttr {

@@ -8,9 +8,9 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
+#include "fd-util.h"
 #include "sysfs.h"
 #include "vfio-internal.h"
 #include "vfio.h"
@@ -71,38 +71,26 @@ struct VfioDevice {
 
 /* ---- the real system calls ------------------------------------------------------------- */
 
-/* The fds left to the rest of the daemon (sysfs, udev, policy files, D-Bus, the journal): a VFIO
- * fd that lands among the last VFIO_FD_RESERVE below the soft limit is given back as if the limit
- * were hit. When fds run out it is then the opens of devices that fail, each device `error` with
- * the reason, and the daemon goes on working. */
-#define VFIO_FD_RESERVE 64
-
-static int fd_outside_reserve(int fd) {
-        struct rlimit rl;
-
-        if (fd < 0)
-                return -errno;
-        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
-            (rlim_t) fd + VFIO_FD_RESERVE < rl.rlim_cur)
-                return fd;
-        (void) close(fd);
-        return -EMFILE;
+/* A device keeps these fds for as long as it is held: never from fd-util.h's reserve. When fds
+ * run out it is then the opens of devices that fail, each device `error` with the reason. */
+static int kept_fd(int fd) {
+        return fd_keep_or_close(fd < 0 ? -errno : fd);
 }
 
 static int kernel_openat(void *userdata, int dirfd, const char *path, int flags) {
-        return fd_outside_reserve(openat(dirfd, path, flags));
+        return kept_fd(openat(dirfd, path, flags));
 }
 
 static int kernel_ioctl(void *userdata, int fd, unsigned long request, void *arg) {
         int r = ioctl(fd, request, arg);
 
         if (request == VFIO_GROUP_GET_DEVICE_FD)
-                return fd_outside_reserve(r);   /* a new fd */
+                return kept_fd(r);              /* a new fd */
         return r < 0 ? -errno : r;
 }
 
 static int kernel_eventfd(void *userdata, unsigned initval, int flags) {
-        return fd_outside_reserve(eventfd(initval, flags));
+        return kept_fd(eventfd(initval, flags));
 }
 
 static int kernel_close(void *userdata, int fd) {

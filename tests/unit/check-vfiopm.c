@@ -11,6 +11,7 @@ static Suite *(*const suites[])(void) = {
         device_suite,
         device_table_suite,
         domain_xml_suite,
+        fd_util_suite,
         fileio_suite,
         log_suite,
         manager_suite,

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -154,6 +155,35 @@ START_TEST(test_attr_kept_open) {
         ck_assert_int_eq(bad.fd, -EBADF);
         ck_assert_int_eq(sysfs_attr_read(&bad, t->fd, "/status", buf, sizeof(buf)), -EINVAL);
         ck_assert_int_eq(sysfs_attr_read(&bad, t->fd, "status", buf, 1), -EINVAL);
+}
+END_TEST
+
+/* In the upper half of the fd limit an attribute is read, not kept open: fds for holding devices. */
+START_TEST(test_attr_not_kept_when_fds_are_few) {
+        _cleanup_(fixture_tmp_freep) FixtureTmp *t = tmp_tree();
+        SysfsAttr a = SYSFS_ATTR_NULL;
+        struct rlimit rl;
+        int fds[128], n = 0;
+        char buf[16];
+
+        ck_assert_int_eq(fixture_write_string(t->fd, "status", "active\n"), 0);
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+        rl.rlim_cur = 128;      /* Check forks each test: this dies with it */
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+        while (n < 128) {
+                fds[n] = open("/dev/null", O_RDONLY|O_CLOEXEC);
+                ck_assert_int_ge(fds[n], 0);
+                if (fds[n++] >= 64)
+                        break;
+        }
+        ck_assert_int_eq(sysfs_attr_read(&a, t->fd, "status", buf, sizeof(buf)), 0);
+        ck_assert_str_eq(buf, "active");
+        ck_assert_int_eq(a.fd, -EBADF);
+        while (n > 0)
+                ck_assert_int_eq(close(fds[--n]), 0);
+        ck_assert_int_eq(sysfs_attr_read(&a, t->fd, "status", buf, sizeof(buf)), 0);
+        ck_assert_int_ge(a.fd, 0);
+        sysfs_attr_close(&a);
 }
 END_TEST
 
@@ -351,6 +381,7 @@ Suite *sysfs_suite(void) {
         tcase_add_test(tc, test_read_attr_errors);
         tcase_add_test(tc, test_read_attr_size_limit);
         tcase_add_test(tc, test_attr_kept_open);
+        tcase_add_test(tc, test_attr_not_kept_when_fds_are_few);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("parse");
