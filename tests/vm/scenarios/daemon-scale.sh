@@ -1,6 +1,6 @@
 #!/bin/bash
-# vfiopmd with more devices than the default fd limit allows: 300 vfio-pm-sim devices under systemd's default LimitNOFILE=1024:524288 are all armed (the daemon raises its soft limit, and its groups share one container); under LimitNOFILE=200 the daemon still starts, says once which limit to raise, and the devices it cannot open are in error with the reason.
-# Needs no NIC. Arg: the number of devices (default 300; more than 1024 / 4 fds a device).
+# vfiopmd with more devices than the default fd limit allows: 300 vfio-pm-sim devices under systemd's default LimitNOFILE=1024:524288 are all armed (the daemon raises its soft limit, and its groups share one container); under LimitNOFILE=600 the daemon still starts with every device listed, says once which limit to raise, and the devices it cannot open are in error with the reason.
+# Needs no NIC. Arg: the number of devices (default 300; more than 1024 / 5 fds a held device).
 set -u
 . "$(dirname "$0")/lib/common.sh"
 n=${1:-300}
@@ -37,6 +37,7 @@ groups=$(fds_of "$pid" '/dev/vfio/[0-9]*')
 [ "$containers" = 1 ] || fail "$containers containers for $groups groups, expected one"
 [ "$groups" = "$n" ] || fail "$groups group fds for $n devices (one group each)"
 pass "$n devices armed under LimitNOFILE=1024:524288: soft limit raised to $soft, $groups groups in $containers container, $(ls /proc/$pid/fd | wc -l) fds"
+say "the daemon's fds by kind: $(find /proc/$pid/fd -mindepth 1 -printf '%l\n' | sed -E 's/[0-9]+/N/g' | sort | uniq -c | sort -rn | awk '{ printf "%s %s; ", $1, $2 }')"
 daemon_log | grep -q "Too many open files" && fail "EMFILE although the limit was raised: $(daemon_log | grep -m1 'Too many')"
 last=vfio-pm-sim.$((n - 1))
 echo 1 >"/sys/bus/platform/devices/$last/sim/pme"
@@ -45,10 +46,11 @@ wait_log "^$last: woken → armed" 10 || fail "$last: the wake was not handled"
 pass "$last: woken and armed again"
 daemon_stop
 
-# -- a hard limit too low for the devices present: said once, the rest in error, the daemon ready
-daemon_start -p LimitNOFILE=200:200 --bus system
-[ "$(unit_prop ActiveState)" = active ] || fail "the daemon is not active under LimitNOFILE=200"
-wait_log "The limit of open files \(200\) is too low for the $n devices present" 30 ||
+# -- a hard limit too low for the devices present: every device listed, the warning said once,
+#    the devices that could not be opened in error, the daemon ready and serving
+daemon_start -p LimitNOFILE=600:600 --bus system
+[ "$(unit_prop ActiveState)" = active ] || fail "the daemon is not active under LimitNOFILE=600"
+wait_log "The limit of open files \(600\) is too low for the $n devices present" 30 ||
 	fail "no warning naming the limit"
 [ "$(log_count 'The limit of open files')" = 1 ] || fail "the limit warning was given $(log_count 'The limit of open files') times"
 json=$(vfiopmctl --json status) || fail "vfiopmctl --json status"
@@ -59,8 +61,11 @@ reason=$(jq -r '[.devices[] | select(.state == "error")][0].last_error' <<<"$jso
 if [ "$armed" -ge "$errors" ]; then want="$armed armed, $errors error"; else want="$errors error, $armed armed"; fi
 status_is "$n devices: $want" 5000 || fail "STATUS does not count the devices as vfiopmctl does"
 [ "$armed" -gt 0 ] && [ "$errors" -gt 0 ] && [ $((armed + errors)) = "$n" ] ||
-	fail "under LimitNOFILE=200: $armed armed, $errors in error of $n"
+	fail "under LimitNOFILE=600: $armed armed, $errors in error of $n"
 case $reason in *"Too many open files"*) ;; *) fail "the error says '$reason', not the fd limit" ;; esac
-pass "LimitNOFILE=200: active, warned once, $armed armed, $errors in error ('$reason')"
+pass "LimitNOFILE=600: active, warned once, $armed armed, $errors in error ('$reason')"
+vfiopmctl reload >/dev/null || fail "reload under LimitNOFILE=600: the daemon has no fds left for its policy files"
+[ "$(vfiopmctl --json show vfio-pm-sim.0 | jq -r .state)" = armed ] || fail "vfio-pm-sim.0 not armed after the reload"
+pass "the daemon still works at its limit: reload, status"
 daemon_stop
 say "PASS"
