@@ -70,14 +70,16 @@ stream() {
 per() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 
 # run N: vfiopmd on N devices (vfio-pm-sim.0 … N-1) beside the floor, vfio-pm-tool holding
-# vfio-pm-sim.N armed with the same ENTRY_WITH_WAKEUP and re-entering on each wake
+# vfio-pm-sim.N armed with the same ENTRY_WITH_WAKEUP and re-entering on each wake. The daemon's
+# policy re-arms at once and without the flap guard (flap_hold_s 0), as the floor does.
 run() {
 	local n=$1 floor=vfio-pm-sim.$1 start ready armed_at last fpid pid
 	systemctl stop "$VFIOPMD_UNIT" 2>/dev/null
 	modprobe -r vfio_pm_sim 2>/dev/null
 	modprobe vfio_pm_sim devices=$((n + 1)) || fail "modprobe vfio_pm_sim devices=$((n + 1))"
 	policy_write 50-bench.json "[
-	  { \"match\": { \"driver\": \"vfio-pm-sim\" }, \"mode\": \"wakeup\", \"arm_delay_ms\": 0, \"rearm_delay_ms\": 0 },
+	  { \"match\": { \"driver\": \"vfio-pm-sim\" }, \"mode\": \"wakeup\", \"arm_delay_ms\": 0, \"rearm_delay_ms\": 0,
+	    \"flap_hold_s\": 0 },
 	  { \"match\": { \"device\": \"$floor\" }, \"mode\": \"kernel\" }
 	]"
 	"$tool" "$floor" open wakeup rearm >/tmp/floor.log 2>&1 &
