@@ -268,10 +268,21 @@ EffectivePolicy *effective_policy_free(EffectivePolicy *p) {
         if (!p)
                 return NULL;
 
-        for (PolicyKey k = 0; k < _POLICY_KEY_MAX; k++)
-                free(p->source[k].file);
+        free(p->paths);
         free(p);
         return NULL;
+}
+
+/* The first key before k that the same file won; k itself when none. */
+static PolicyKey same_winner(const PolicyFile *const winner[_POLICY_KEY_MAX], PolicyKey k) {
+        for (PolicyKey i = 0; i < k; i++)
+                if (winner[i] == winner[k])
+                        return i;
+        return k;
+}
+
+static bool first_winner(const PolicyFile *const winner[_POLICY_KEY_MAX], PolicyKey k) {
+        return same_winner(winner, k) == k;
 }
 
 int policy_evaluate(PolicyFile *const *files, size_t n_files, const DeviceFacts *dev,
@@ -306,12 +317,28 @@ int policy_evaluate(PolicyFile *const *files, size_t n_files, const DeviceFacts 
                 }
         }
 
+        /* the winners' paths, each once, in one block (a few files set every key of thousands of
+         * devices) */
+        size_t size = 0, off = 0;
+        for (PolicyKey k = 0; k < _POLICY_KEY_MAX; k++)
+                if (winner[k] && first_winner(winner, k))
+                        size += strlen(winner[k]->path) + 1;
+        if (size > 0) {
+                p->paths = malloc(size);
+                if (!p->paths)
+                        return -ENOMEM;
+        }
         for (PolicyKey k = 0; k < _POLICY_KEY_MAX; k++) {
+                PolicyKey first;
+
                 if (!winner[k])
                         continue;
-                p->source[k].file = strdup(winner[k]->path);
-                if (!p->source[k].file)
-                        return -ENOMEM;
+                first = same_winner(winner, k);
+                if (first == k) {
+                        p->source[k].file = strcpy(p->paths + off, winner[k]->path);
+                        off += strlen(winner[k]->path) + 1;
+                } else
+                        p->source[k].file = p->source[first].file;
         }
 
         *ret = TAKE_PTR(p);

@@ -169,13 +169,15 @@ bool policy_match_device(const PolicyMatch *m, const DeviceFacts *dev);
 
 /* Where a key's value came from. */
 typedef struct PolicySource {
-        char *file;                     /* the file's path, NULL: the built-in default */
+        const char *file;               /* the file's path, NULL: the built-in default */
         size_t rule;                    /* index in that file's rules (0-based), 0 for the default */
 } PolicySource;
 
 typedef struct EffectivePolicy {
         PolicyValues values;
         PolicySource source[_POLICY_KEY_MAX];
+        char *paths;                    /* the sources' paths, each once, NUL-separated: one
+                                         * allocation a device, not one a key */
 } EffectivePolicy;
 
 EffectivePolicy *effective_policy_free(EffectivePolicy *p);

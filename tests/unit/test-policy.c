@@ -432,6 +432,10 @@ START_TEST(test_order_across_files) {
         assert_policy_source(ab, POLICY_KEY_POWER_ACTIVE_W, b->path, 1);
         ck_assert_uint_eq(ab->values.flap_window_s, 10);
         assert_policy_source(ab, POLICY_KEY_FLAP_WINDOW_S, a->path, 0);
+        /* each path once a verdict: the keys one file won share it */
+        ck_assert_ptr_eq(ab->source[POLICY_KEY_MODE].file, ab->source[POLICY_KEY_POWER_ACTIVE_W].file);
+        ck_assert_ptr_ne(ab->source[POLICY_KEY_MODE].file, ab->source[POLICY_KEY_FLAP_WINDOW_S].file);
+        ck_assert_ptr_ne(ab->source[POLICY_KEY_MODE].file, b->path);
 
         /* the caller's order decides, not the names */
         ba = evaluate((PolicyFile *[]) { b, a }, 2, &policy_test_gpu);
