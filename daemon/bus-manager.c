@@ -17,6 +17,7 @@ struct BusManager {
         sd_bus_slot *vtable_slot;
         struct event *io;
         struct event *timer;
+        struct event *flush;            /* made active by a device change: runs at the turn's end */
         short io_what;                  /* what io is armed with, 0: not yet */
         bool dead;                      /* the connection is gone: stop serving it */
 };
@@ -116,10 +117,22 @@ static void hook_device_removed(void *userdata, ManagedDevice *d) {
         bus_rearm(b);
 }
 
+/* A wake with rearm_delay_ms 0 changes a device twice in one callback, and a reload changes every
+ * device: the signals wait for the end of the loop turn (on_flush), where they go out once per
+ * device, after the callbacks that were queued already. event_active() costs no syscall. The
+ * methods that change something flush before they reply, so that a caller has the signals of its
+ * call when it has the answer (as when every change was sent at once). */
 static void hook_device_changed(void *userdata, ManagedDevice *d) {
         BusManager *b = userdata;
 
         bus_devices_changed(b->devices, d);
+        event_active(b->flush, EV_READ, 0);
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *userdata) {
+        BusManager *b = userdata;
+
+        bus_devices_flush(b->devices);
         bus_rearm(b);
 }
 
@@ -127,6 +140,7 @@ static void hook_policy_reloaded(void *userdata) {
         BusManager *b = userdata;
         int r;
 
+        bus_devices_flush(b->devices);  /* what the reload changed, then how it went */
         r = sd_bus_emit_properties_changed(b->bus, BUS_MANAGER_PATH, BUS_MANAGER_INTERFACE, "PolicyErrors", NULL);
         if (r < 0)
                 log_warning_errno(r, "Failed to announce the policy errors, ignoring: %m");
@@ -264,6 +278,7 @@ static int device_method(sd_bus_message *msg, BusManager *b, const char *what, D
                 return r;
         log_device_info(name, "%s, asked over D-Bus", what);
         r = op(managed_device_pm(d));
+        bus_devices_flush(b->devices);          /* the signals of what it changed before its reply */
         if (r < 0)
                 return device_error(name, what, r, managed_device_pm(d), error);
         return sd_bus_reply_method_return(msg, NULL);
@@ -288,6 +303,7 @@ static int group_method(sd_bus_message *msg, BusManager *b, const char *what, Gr
                 return r;
         log_device_info(name, "%s, asked over D-Bus", what);
         r = op(b->manager, name, &also);
+        bus_devices_flush(b->devices);          /* the signals of what it changed before its reply */
         for (char **p = also; p && *p; p++)
                 free(*p);
         free(also);
@@ -318,6 +334,7 @@ static int method_wake(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 static int reload(BusManager *b, sd_bus_error *error) {
         int r = manager_reload(b->manager);
 
+        bus_devices_flush(b->devices);          /* the signals of what it changed before the reply */
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "Failed to reload the policy: %s", strerror(-r));
         return 0;
@@ -461,7 +478,8 @@ int bus_manager_new(Manager *m, sd_bus *bus, BusManager **ret) {
 
         b->io = event_new(base, -1, 0, on_bus_io, b);
         b->timer = evtimer_new(base, on_bus_timer, b);
-        if (!b->io || !b->timer)
+        b->flush = event_new(base, -1, 0, on_flush, b);
+        if (!b->io || !b->timer || !b->flush)
                 return -ENOMEM;
         if (sd_bus_get_fd(bus) < 0)
                 return -ENOTCONN;
@@ -493,12 +511,18 @@ int bus_manager_new(Manager *m, sd_bus *bus, BusManager **ret) {
 BusManager *bus_manager_free(BusManager *b) {
         if (!b)
                 return NULL;
-        if (b->manager && b->devices)
+        if (b->manager && b->devices) {
                 manager_set_hooks(b->manager, NULL);
+                /* the loop may have stopped before the turn's flush: what moved still goes out
+                 * (the owner flushes the connection) */
+                bus_devices_flush(b->devices);
+        }
         if (b->io)
                 event_free(b->io);
         if (b->timer)
                 event_free(b->timer);
+        if (b->flush)
+                event_free(b->flush);
         b->devices = bus_devices_free(b->devices);
         sd_bus_slot_unref(b->vtable_slot);
         sd_bus_unref(b->bus);

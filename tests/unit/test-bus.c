@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -367,6 +368,138 @@ START_TEST(test_device_signals) {
 }
 END_TEST
 
+/* ---- PropertiesChanged: once a loop turn ------------------------------------------------ */
+
+/* Each PropertiesChanged of org.vfiopm1.Device as "Property=value …;", counters included. */
+typedef struct Signals {
+        char text[1024];
+        unsigned count;
+} Signals;
+
+static int on_properties_recorded(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Signals *s = userdata;
+        const char *interface, *name, *contents;
+
+        if (sd_bus_message_read(msg, "s", &interface) < 0 || strcmp(interface, BUS_DEVICE_INTERFACE) != 0)
+                return 0;
+        ck_assert_int_gt(sd_bus_message_enter_container(msg, 'a', "{sv}"), 0);
+        while (sd_bus_message_enter_container(msg, 'e', "sv") > 0) {
+                size_t len = strlen(s->text);
+
+                ck_assert_int_ge(sd_bus_message_read(msg, "s", &name), 0);
+                ck_assert_int_ge(sd_bus_message_peek_type(msg, NULL, &contents), 0);
+                if (strcmp(contents, "t") == 0) {
+                        uint64_t v;
+
+                        ck_assert_int_ge(sd_bus_message_read(msg, "v", "t", &v), 0);
+                        (void) snprintf(s->text + len, sizeof(s->text) - len, "%s=%" PRIu64 " ", name, v);
+                } else {
+                        const char *v;
+
+                        ck_assert_int_ge(sd_bus_message_read(msg, "v", "s", &v), 0);
+                        (void) snprintf(s->text + len, sizeof(s->text) - len, "%s=%s ", name, v);
+                }
+                ck_assert_int_ge(sd_bus_message_exit_container(msg), 0);
+        }
+        (void) snprintf(s->text + strlen(s->text), sizeof(s->text) - strlen(s->text), ";");
+        s->count++;
+        return 0;
+}
+
+/* Every signal the daemon sent before this returns has been dispatched: it answers the call in a
+ * later loop turn than the one a harness command was answered in, and the bus keeps its order. */
+static void signals_settle(sd_bus *bus) {
+        expect_string(bus, BUS_MANAGER_PATH, BUS_MANAGER_INTERFACE, "Version", PACKAGE_VERSION);
+        while (sd_bus_process(bus, NULL) > 0)
+                ;
+}
+
+/* A wake with rearm_delay_ms 0 is armed → woken → armed in one callback: one PropertiesChanged,
+ * with Wakes and Arms and not State, which is back where it was. */
+START_TEST(test_properties_changed_once_a_turn) {
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        Signals sig = {};
+        Harness h;
+
+        harness_start(&h, &(HarnessOptions) {
+                .with_pci = true, .fake_kernel = true, .install_defaults = true,
+                .etc_policy = "{\"mode\": \"wakeup\", \"rearm_delay_ms\": 0}",
+        });
+        ck_assert_int_ge(sd_bus_match_signal(h.client, &slot, BUS_NAME, PCI_PATH, "org.freedesktop.DBus.Properties",
+                                             "PropertiesChanged", on_properties_recorded, &sig), 0);
+        signals_settle(h.client);
+        ck_assert_str_eq(sig.text, "");
+
+        ck_assert_int_eq(harness_command(&h, 'w'), 1);
+        signals_settle(h.client);
+        ck_assert_str_eq(sig.text, "Wakes=1 Arms=2 ;");
+        ck_assert_uint_eq(sig.count, 1);
+        expect_string(h.client, PCI_PATH, BUS_DEVICE_INTERFACE, "State", "armed");
+
+        /* the next wake is the next turn's: its own signal */
+        ck_assert_int_eq(harness_command(&h, 'w'), 1);
+        signals_settle(h.client);
+        ck_assert_str_eq(sig.text, "Wakes=1 Arms=2 ;Wakes=2 Arms=3 ;");
+        ck_assert_uint_eq(sig.count, 2);
+
+        /* Claim goes released → idle → armed in one call (arm_delay_ms 0), and its reason clears:
+         * one signal with all of it, State as it ends */
+        if (geteuid() == 0) {
+                sig = (Signals) {};
+                ck_assert_int_ge(call(h.client, NULL, NULL, NULL, "Release", "s", PCI_NAME), 0);
+                signals_settle(h.client);
+                ck_assert_str_eq(sig.text, "State=released ReleaseReason=release ReleasedBy=" PCI_NAME " ;");
+                ck_assert_int_ge(call(h.client, NULL, NULL, NULL, "Claim", "s", PCI_NAME), 0);
+                signals_settle(h.client);
+                ck_assert_str_eq(sig.text, "State=released ReleaseReason=release ReleasedBy=" PCI_NAME " ;"
+                                           "State=armed ReleaseReason= ReleasedBy= Arms=4 ;");
+                ck_assert_uint_eq(sig.count, 2);
+        }
+
+        /* the power follow-ups (0.1 and 1 s later) find nothing new: no signal */
+        (void) usleep(1200 * 1000);
+        signals_settle(h.client);
+        ck_assert_uint_eq(sig.count, 2);
+        harness_stop(&h);
+}
+END_TEST
+
+/* A device changed and removed in the same loop turn: DeviceRemoved, and no PropertiesChanged for
+ * an object that is gone (nor a read of a freed device). */
+START_TEST(test_removed_device_not_announced) {
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *pci = NULL, *sim = NULL, *removed = NULL;
+        Signals pci_sig = {}, sim_sig = {};
+        char seen[256] = "";
+        Harness h;
+
+        harness_start(&h, &(HarnessOptions) {
+                .with_pci = true, .with_sim = true, .fake_kernel = true, .install_defaults = true,
+                .etc_policy = "{\"mode\": \"wakeup\", \"rearm_delay_ms\": 600000}",
+        });
+        ck_assert_int_ge(sd_bus_match_signal(h.client, &pci, BUS_NAME, PCI_PATH, "org.freedesktop.DBus.Properties",
+                                             "PropertiesChanged", on_properties_recorded, &pci_sig), 0);
+        ck_assert_int_ge(sd_bus_match_signal(h.client, &sim, BUS_NAME, SIM_PATH, "org.freedesktop.DBus.Properties",
+                                             "PropertiesChanged", on_properties_recorded, &sim_sig), 0);
+        ck_assert_int_ge(sd_bus_match_signal(h.client, &removed, BUS_NAME, BUS_MANAGER_PATH, BUS_MANAGER_INTERFACE,
+                                             "DeviceRemoved", on_device_signal, seen), 0);
+        expect_string(h.client, SIM_PATH, BUS_DEVICE_INTERFACE, "State", "armed");
+
+        /* what the same change shows on a device that stays */
+        ck_assert_int_eq(harness_command(&h, 'w'), 1);
+        signals_settle(h.client);
+        ck_assert_str_eq(pci_sig.text, "State=woken Wakes=1 ;");
+
+        ck_assert_int_eq(harness_command(&h, 'R'), 0);
+        signals_settle(h.client);
+        ck_assert_str_eq(seen, "DeviceRemoved " SIM_NAME " " SIM_PATH ";");
+        ck_assert_str_eq(sim_sig.text, "");
+        ck_assert_uint_eq(sim_sig.count, 0);
+        ck_assert_uint_eq(pci_sig.count, 1);
+        expect_error(h.client, BUS_ERROR_NO_SUCH_DEVICE, "GetDevice", "s", SIM_NAME);
+        harness_stop(&h);
+}
+END_TEST
+
 /* In a child as nobody: reads work, every change is refused with expect (the daemon's
  * AccessDenied, or the bus's). Exit status: 0 if all as expected, else the failed step. */
 static int nobody_main(const char *address, bool daemon_check) {
@@ -557,6 +690,8 @@ Suite *bus_suite(void) {
         tcase_add_test(tc, test_power_state_follow_up);
         tcase_add_test(tc, test_policy_errors);
         tcase_add_test(tc, test_device_signals);
+        tcase_add_test(tc, test_properties_changed_once_a_turn);
+        tcase_add_test(tc, test_removed_device_not_announced);
         tcase_add_test(tc, test_access_denied);
         tcase_add_test(tc, test_bus_policy_file);
         tcase_add_test(tc, test_harness_fake_kernel);
