@@ -15,6 +15,7 @@ struct BusManager {
         sd_bus *bus;
         BusDevices *devices;
         sd_bus_slot *vtable_slot;
+        sd_bus_slot *object_manager_slot;
         struct event *io;
         struct event *timer;
         struct event *flush;            /* made active by a device change: runs at the turn's end */
@@ -89,8 +90,11 @@ static void on_bus_timer(evutil_socket_t fd, short what, void *userdata) {
 
 /* ---- manager hooks ---------------------------------------------------------------------- */
 
-static void emit_device_signal(BusManager *b, const char *member, ManagedDevice *d) {
+/* DeviceAdded or DeviceRemoved, and the ObjectManager's InterfacesAdded or InterfacesRemoved
+ * beside it. Both read the object through its vtable: d must be in the manager's table. */
+static void emit_device_signals(BusManager *b, ManagedDevice *d, bool added) {
         const char *name = managed_device_info(d)->name;
+        const char *member = added ? "DeviceAdded" : "DeviceRemoved";
         _cleanup_free_ char *path = NULL;
         int r;
 
@@ -99,20 +103,26 @@ static void emit_device_signal(BusManager *b, const char *member, ManagedDevice 
                 r = sd_bus_emit_signal(b->bus, BUS_MANAGER_PATH, BUS_MANAGER_INTERFACE, member, "so", name, path);
         if (r < 0)
                 log_device_warning_errno(name, r, "Failed to send %s, ignoring: %m", member);
+        if (!path)
+                return;
+        member = added ? "InterfacesAdded" : "InterfacesRemoved";
+        r = added ? sd_bus_emit_object_added(b->bus, path) : sd_bus_emit_object_removed(b->bus, path);
+        if (r < 0)
+                log_device_warning_errno(name, r, "Failed to send %s, ignoring: %m", member);
 }
 
 static void hook_device_added(void *userdata, ManagedDevice *d) {
         BusManager *b = userdata;
 
         bus_devices_added(b->devices, d);
-        emit_device_signal(b, "DeviceAdded", d);
+        emit_device_signals(b, d, true);
         bus_rearm(b);
 }
 
 static void hook_device_removed(void *userdata, ManagedDevice *d) {
         BusManager *b = userdata;
 
-        emit_device_signal(b, "DeviceRemoved", d);
+        emit_device_signals(b, d, false);
         bus_devices_removed(b->devices, d);
         bus_rearm(b);
 }
@@ -472,6 +482,11 @@ int bus_manager_new(Manager *m, sd_bus *bus, BusManager **ret) {
                                      manager_vtable, b);
         if (r < 0)
                 return r;
+        /* GetManagedObjects: every device object with its properties in one call (sd-bus walks
+         * bus-device.c's enumerator and vtable) */
+        r = sd_bus_add_object_manager(bus, &b->object_manager_slot, BUS_MANAGER_PATH);
+        if (r < 0)
+                return r;
         r = bus_devices_new(bus, m, &b->devices);
         if (r < 0)
                 return r;
@@ -524,6 +539,7 @@ BusManager *bus_manager_free(BusManager *b) {
         if (b->flush)
                 event_free(b->flush);
         b->devices = bus_devices_free(b->devices);
+        sd_bus_slot_unref(b->object_manager_slot);
         sd_bus_slot_unref(b->vtable_slot);
         sd_bus_unref(b->bus);
         free(b);
