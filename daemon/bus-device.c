@@ -8,14 +8,25 @@
 #include "device-table.h"
 #include "log.h"
 
-/* What was last announced of a device, so that a hook sends only what moved. */
-typedef struct DeviceSeen {
+/* The properties that emit PropertiesChanged, as a device shows them. */
+typedef struct DeviceAnnounced {
         PmState state;
         PolicyMode mode;
         DevicePowerState power_state;
         PmRelease release;
+        uint64_t wakes;
+        uint64_t arms;
+} DeviceAnnounced;
+
+/* What was last announced of a device, so that a flush sends only what moved; linked into the
+ * dirty list while a hook has said it changed since. */
+typedef struct DeviceSeen DeviceSeen;
+struct DeviceSeen {
+        DeviceAnnounced announced;
+        DeviceSeen *dirty_prev, *dirty_next;
+        bool dirty;
         char name[];                    /* the table's key */
-} DeviceSeen;
+};
 
 struct BusDevices {
         sd_bus *bus;
@@ -23,6 +34,7 @@ struct BusDevices {
         sd_bus_slot *vtable_slot;
         sd_bus_slot *enumerator_slot;
         DeviceTable *seen;              /* name → DeviceSeen, owned */
+        DeviceSeen *dirty_first, *dirty_last;   /* in the order they were marked */
 };
 
 int bus_device_path(const char *name, char **ret) {
@@ -140,7 +152,10 @@ static int property_policy(sd_bus *bus, const char *path, const char *interface,
 
 /* Identity is constant for an object's life, but for Driver: a device that changes driver leaves
  * VFIO and is removed (DeviceRemoved) first, unless it is released by a Release, which keeps it
- * (manager.h). Counters change too often to announce: read them. */
+ * (manager.h). Wakes and Arms are announced, so that a wake that re-arms at once is seen although
+ * State ends where it was; PropertiesChanged goes out at most once a loop turn per device
+ * (bus_devices_flush()), which is what keeps that off the wake path's cost. The other counters
+ * change all the time: read them. */
 static const sd_bus_vtable device_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Name", "s", property_name, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -153,8 +168,8 @@ static const sd_bus_vtable device_vtable[] = {
         SD_BUS_PROPERTY("State", "s", property_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("PowerState", "s", property_power_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("RuntimeStatus", "s", property_runtime_status, 0, 0),
-        SD_BUS_PROPERTY("Wakes", "t", property_counter, 0, 0),
-        SD_BUS_PROPERTY("Arms", "t", property_counter, 0, 0),
+        SD_BUS_PROPERTY("Wakes", "t", property_counter, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Arms", "t", property_counter, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LowPowerUsec", "t", property_counter, 0, 0),
         SD_BUS_PROPERTY("KernelSuspendedMsec", "t", property_kernel_suspended_msec, 0, 0),
         SD_BUS_PROPERTY("LastWakeRealtimeUsec", "t", property_counter, 0, 0),
@@ -254,13 +269,19 @@ BusDevices *bus_devices_free(BusDevices *b) {
         return NULL;
 }
 
-static void seen_update(DeviceSeen *s, ManagedDevice *d) {
+static void announced_read(DeviceAnnounced *ret, ManagedDevice *d) {
         const PmDevice *pm = managed_device_pm(d);
+        PmCounters c;
 
-        s->state = pm_device_state(pm);
-        s->mode = pm_device_mode(pm);
-        s->power_state = managed_device_power_state(d);
-        s->release = pm_device_release_reason(pm);
+        pm_device_counters(pm, &c);
+        *ret = (DeviceAnnounced) {
+                .state = pm_device_state(pm),
+                .mode = pm_device_mode(pm),
+                .power_state = managed_device_power_state(d),
+                .release = pm_device_release_reason(pm),
+                .wakes = c.wakes,
+                .arms = c.arms,
+        };
 }
 
 void bus_devices_added(BusDevices *b, ManagedDevice *d) {
@@ -275,53 +296,99 @@ void bus_devices_added(BusDevices *b, ManagedDevice *d) {
                 return;
         }
         strcpy(s->name, name);
-        seen_update(s, d);
+        announced_read(&s->announced, d);
         if (device_table_put(b->seen, s->name, s) < 0) {
                 free(s);
                 log_oom();
         }
 }
 
-void bus_devices_changed(BusDevices *b, ManagedDevice *d) {
-        const char *name = managed_device_info(d)->name;
-        _cleanup_free_ char *path = NULL;
-        char *changed[6];
-        size_t n = 0;
-        DeviceSeen *s, now;
-        int r;
+static void dirty_unlink(BusDevices *b, DeviceSeen *s) {
+        if (!s->dirty)
+                return;
+        if (s->dirty_prev)
+                s->dirty_prev->dirty_next = s->dirty_next;
+        else
+                b->dirty_first = s->dirty_next;
+        if (s->dirty_next)
+                s->dirty_next->dirty_prev = s->dirty_prev;
+        else
+                b->dirty_last = s->dirty_prev;
+        s->dirty_prev = s->dirty_next = NULL;
+        s->dirty = false;
+}
 
-        s = device_table_get(b->seen, name);
+void bus_devices_changed(BusDevices *b, ManagedDevice *d) {
+        DeviceSeen *s;
+
+        s = device_table_get(b->seen, managed_device_info(d)->name);
         if (!s) {
                 /* a device the hooks missed: announce nothing we cannot compare */
                 bus_devices_added(b, d);
                 return;
         }
-        seen_update(&now, d);
-        if (now.mode != s->mode)
-                changed[n++] = (char *) "Mode";
-        if (now.state != s->state)
-                changed[n++] = (char *) "State";
-        if (now.power_state != s->power_state)
-                changed[n++] = (char *) "PowerState";
-        if (now.release != s->release) {
-                changed[n++] = (char *) "ReleaseReason";
-                changed[n++] = (char *) "ReleasedBy";
-        }
-        changed[n] = NULL;
-        s->mode = now.mode;
-        s->state = now.state;
-        s->power_state = now.power_state;
-        s->release = now.release;
-        if (n == 0)
+        if (s->dirty)
                 return;
-
-        r = bus_device_path(name, &path);
-        if (r >= 0)
-                r = sd_bus_emit_properties_changed_strv(b->bus, path, BUS_DEVICE_INTERFACE, changed);
-        if (r < 0)
-                log_device_warning_errno(name, r, "Failed to announce the device's new state on the bus, ignoring: %m");
+        s->dirty = true;
+        s->dirty_prev = b->dirty_last;
+        if (b->dirty_last)
+                b->dirty_last->dirty_next = s;
+        else
+                b->dirty_first = s;
+        b->dirty_last = s;
 }
 
 void bus_devices_removed(BusDevices *b, ManagedDevice *d) {
+        DeviceSeen *s = device_table_get(b->seen, managed_device_info(d)->name);
+
+        /* its changes die with it: DeviceRemoved says all there is to say */
+        if (s)
+                dirty_unlink(b, s);
         (void) device_table_remove(b->seen, managed_device_info(d)->name);
+}
+
+/* One PropertiesChanged with what differs from the last announcement, if anything does. */
+static void device_flush(BusDevices *b, DeviceSeen *s, ManagedDevice *d) {
+        _cleanup_free_ char *path = NULL;
+        DeviceAnnounced now, *was = &s->announced;
+        char *changed[8];
+        size_t n = 0;
+        int r;
+
+        announced_read(&now, d);
+        if (now.mode != was->mode)
+                changed[n++] = (char *) "Mode";
+        if (now.state != was->state)
+                changed[n++] = (char *) "State";
+        if (now.power_state != was->power_state)
+                changed[n++] = (char *) "PowerState";
+        if (now.release != was->release) {
+                changed[n++] = (char *) "ReleaseReason";
+                changed[n++] = (char *) "ReleasedBy";
+        }
+        if (now.wakes != was->wakes)
+                changed[n++] = (char *) "Wakes";
+        if (now.arms != was->arms)
+                changed[n++] = (char *) "Arms";
+        changed[n] = NULL;
+        *was = now;
+        if (n == 0)
+                return;
+
+        r = bus_device_path(s->name, &path);
+        if (r >= 0)
+                r = sd_bus_emit_properties_changed_strv(b->bus, path, BUS_DEVICE_INTERFACE, changed);
+        if (r < 0)
+                log_device_warning_errno(s->name, r, "Failed to announce the device's new state on the bus, ignoring: %m");
+}
+
+void bus_devices_flush(BusDevices *b) {
+        while (b->dirty_first) {
+                DeviceSeen *s = b->dirty_first;
+                ManagedDevice *d = manager_find_device(b->manager, s->name);
+
+                dirty_unlink(b, s);
+                if (d)
+                        device_flush(b, s, d);
+        }
 }

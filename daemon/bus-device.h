@@ -3,8 +3,11 @@
 /* bus-device: org.vfiopm1.Device (SPEC §5), one object per managed device at
  * /org/vfiopm1/device/<name escaped with sd_bus_path_encode()>, served by one fallback vtable and
  * a node enumerator over the manager's table: objects come and go with the devices, nothing is
- * registered per device. State, Mode and PowerState emit PropertiesChanged: bus-manager.c
- * forwards the manager's hooks here, and each is compared with what was last announced. */
+ * registered per device. Mode, State, PowerState, ReleaseReason, ReleasedBy, Wakes and Arms emit
+ * PropertiesChanged: bus-manager.c forwards the manager's hooks here, which only mark the device;
+ * bus_devices_flush(), once at the end of the loop turn, compares each marked device with what
+ * was last announced and sends one signal with what differs. A wake that re-arms in the same turn
+ * costs one signal and one power_state read, not two of each. */
 
 #include <systemd/sd-bus.h>
 
@@ -24,8 +27,13 @@ int bus_devices_new(sd_bus *bus, Manager *m, BusDevices **ret);
 BusDevices *bus_devices_free(BusDevices *b);
 DEFINE_TRIVIAL_CLEANUP_FUNC(BusDevices *, bus_devices_free)
 
-/* The manager's device hooks: remember what a new device shows, announce what moved (no
- * message when nothing did), forget a removed one. Errors are logged; nothing fails. */
+/* The manager's device hooks: remember what a new device shows, mark a changed one for the next
+ * flush, forget a removed one (its unannounced changes too: it is gone). Errors are logged;
+ * nothing fails. */
 void bus_devices_added(BusDevices *b, ManagedDevice *d);
 void bus_devices_changed(BusDevices *b, ManagedDevice *d);
 void bus_devices_removed(BusDevices *b, ManagedDevice *d);
+/* Announces every device marked since the last flush, in the order marked: one PropertiesChanged
+ * each with the properties whose value differs from the last announced (none when nothing does).
+ * Reads each device's power_state once. */
+void bus_devices_flush(BusDevices *b);

@@ -15,8 +15,10 @@ struct BusManager {
         sd_bus *bus;
         BusDevices *devices;
         sd_bus_slot *vtable_slot;
+        sd_bus_slot *object_manager_slot;
         struct event *io;
         struct event *timer;
+        struct event *flush;            /* made active by a device change: runs at the turn's end */
         short io_what;                  /* what io is armed with, 0: not yet */
         bool dead;                      /* the connection is gone: stop serving it */
 };
@@ -88,8 +90,11 @@ static void on_bus_timer(evutil_socket_t fd, short what, void *userdata) {
 
 /* ---- manager hooks ---------------------------------------------------------------------- */
 
-static void emit_device_signal(BusManager *b, const char *member, ManagedDevice *d) {
+/* DeviceAdded or DeviceRemoved, and the ObjectManager's InterfacesAdded or InterfacesRemoved
+ * beside it. Both read the object through its vtable: d must be in the manager's table. */
+static void emit_device_signals(BusManager *b, ManagedDevice *d, bool added) {
         const char *name = managed_device_info(d)->name;
+        const char *member = added ? "DeviceAdded" : "DeviceRemoved";
         _cleanup_free_ char *path = NULL;
         int r;
 
@@ -98,28 +103,46 @@ static void emit_device_signal(BusManager *b, const char *member, ManagedDevice 
                 r = sd_bus_emit_signal(b->bus, BUS_MANAGER_PATH, BUS_MANAGER_INTERFACE, member, "so", name, path);
         if (r < 0)
                 log_device_warning_errno(name, r, "Failed to send %s, ignoring: %m", member);
+        if (!path)
+                return;
+        member = added ? "InterfacesAdded" : "InterfacesRemoved";
+        r = added ? sd_bus_emit_object_added(b->bus, path) : sd_bus_emit_object_removed(b->bus, path);
+        if (r < 0)
+                log_device_warning_errno(name, r, "Failed to send %s, ignoring: %m", member);
 }
 
 static void hook_device_added(void *userdata, ManagedDevice *d) {
         BusManager *b = userdata;
 
         bus_devices_added(b->devices, d);
-        emit_device_signal(b, "DeviceAdded", d);
+        emit_device_signals(b, d, true);
         bus_rearm(b);
 }
 
 static void hook_device_removed(void *userdata, ManagedDevice *d) {
         BusManager *b = userdata;
 
-        emit_device_signal(b, "DeviceRemoved", d);
+        emit_device_signals(b, d, false);
         bus_devices_removed(b->devices, d);
         bus_rearm(b);
 }
 
+/* A wake with rearm_delay_ms 0 changes a device twice in one callback, and a reload changes every
+ * device: the signals wait for the end of the loop turn (on_flush), where they go out once per
+ * device, after the callbacks that were queued already. event_active() costs no syscall. The
+ * methods that change something flush before they reply, so that a caller has the signals of its
+ * call when it has the answer (as when every change was sent at once). */
 static void hook_device_changed(void *userdata, ManagedDevice *d) {
         BusManager *b = userdata;
 
         bus_devices_changed(b->devices, d);
+        event_active(b->flush, EV_READ, 0);
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *userdata) {
+        BusManager *b = userdata;
+
+        bus_devices_flush(b->devices);
         bus_rearm(b);
 }
 
@@ -127,6 +150,7 @@ static void hook_policy_reloaded(void *userdata) {
         BusManager *b = userdata;
         int r;
 
+        bus_devices_flush(b->devices);  /* what the reload changed, then how it went */
         r = sd_bus_emit_properties_changed(b->bus, BUS_MANAGER_PATH, BUS_MANAGER_INTERFACE, "PolicyErrors", NULL);
         if (r < 0)
                 log_warning_errno(r, "Failed to announce the policy errors, ignoring: %m");
@@ -264,6 +288,7 @@ static int device_method(sd_bus_message *msg, BusManager *b, const char *what, D
                 return r;
         log_device_info(name, "%s, asked over D-Bus", what);
         r = op(managed_device_pm(d));
+        bus_devices_flush(b->devices);          /* the signals of what it changed before its reply */
         if (r < 0)
                 return device_error(name, what, r, managed_device_pm(d), error);
         return sd_bus_reply_method_return(msg, NULL);
@@ -288,6 +313,7 @@ static int group_method(sd_bus_message *msg, BusManager *b, const char *what, Gr
                 return r;
         log_device_info(name, "%s, asked over D-Bus", what);
         r = op(b->manager, name, &also);
+        bus_devices_flush(b->devices);          /* the signals of what it changed before its reply */
         for (char **p = also; p && *p; p++)
                 free(*p);
         free(also);
@@ -318,6 +344,7 @@ static int method_wake(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 static int reload(BusManager *b, sd_bus_error *error) {
         int r = manager_reload(b->manager);
 
+        bus_devices_flush(b->devices);          /* the signals of what it changed before the reply */
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "Failed to reload the policy: %s", strerror(-r));
         return 0;
@@ -455,13 +482,19 @@ int bus_manager_new(Manager *m, sd_bus *bus, BusManager **ret) {
                                      manager_vtable, b);
         if (r < 0)
                 return r;
+        /* GetManagedObjects: every device object with its properties in one call (sd-bus walks
+         * bus-device.c's enumerator and vtable) */
+        r = sd_bus_add_object_manager(bus, &b->object_manager_slot, BUS_MANAGER_PATH);
+        if (r < 0)
+                return r;
         r = bus_devices_new(bus, m, &b->devices);
         if (r < 0)
                 return r;
 
         b->io = event_new(base, -1, 0, on_bus_io, b);
         b->timer = evtimer_new(base, on_bus_timer, b);
-        if (!b->io || !b->timer)
+        b->flush = event_new(base, -1, 0, on_flush, b);
+        if (!b->io || !b->timer || !b->flush)
                 return -ENOMEM;
         if (sd_bus_get_fd(bus) < 0)
                 return -ENOTCONN;
@@ -493,13 +526,20 @@ int bus_manager_new(Manager *m, sd_bus *bus, BusManager **ret) {
 BusManager *bus_manager_free(BusManager *b) {
         if (!b)
                 return NULL;
-        if (b->manager && b->devices)
+        if (b->manager && b->devices) {
                 manager_set_hooks(b->manager, NULL);
+                /* the loop may have stopped before the turn's flush: what moved still goes out
+                 * (the owner flushes the connection) */
+                bus_devices_flush(b->devices);
+        }
         if (b->io)
                 event_free(b->io);
         if (b->timer)
                 event_free(b->timer);
+        if (b->flush)
+                event_free(b->flush);
         b->devices = bus_devices_free(b->devices);
+        sd_bus_slot_unref(b->object_manager_slot);
         sd_bus_slot_unref(b->vtable_slot);
         sd_bus_unref(b->bus);
         free(b);

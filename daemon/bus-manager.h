@@ -5,7 +5,11 @@
  * one event on the bus fd (EV_READ, plus EV_WRITE while output is queued) and a timer only while
  * sd-bus has a finite timeout (a pending call), so an idle daemon stays asleep.
  *
- * Reads (properties, ListDevices, GetDevice, Introspect) are open to everyone. Every method that
+ * /org/vfiopm1 is also an org.freedesktop.DBus.ObjectManager over the device objects:
+ * GetManagedObjects answers with every device and its properties; InterfacesAdded and
+ * InterfacesRemoved go out beside DeviceAdded and DeviceRemoved.
+ *
+ * Reads (properties, ListDevices, GetDevice, GetManagedObjects, Introspect) are open to everyone. Every method that
  * changes something checks the sender's effective uid from its credentials and answers
  * org.freedesktop.DBus.Error.AccessDenied, changing nothing, unless it is 0.
  *

@@ -10,6 +10,7 @@
 #include "bus-device.h"
 #include "bus-manager.h"
 #include "ctl-client.h"
+#include "strv.h"
 #include "time-util.h"
 
 int ctl_bus_open(uint64_t timeout_usec, sd_bus **ret) {
@@ -26,14 +27,31 @@ int ctl_bus_open(uint64_t timeout_usec, sd_bus **ret) {
         return 0;
 }
 
+#define OBJECT_MANAGER_INTERFACE "org.freedesktop.DBus.ObjectManager"
+
+/* A call that never auto-starts anything: the daemon is systemd's to start. */
+static int new_call(sd_bus *bus, const char *destination, const char *path, const char *interface,
+                    const char *member, sd_bus_message **ret) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
+        int r;
+
+        r = sd_bus_message_new_method_call(bus, &msg, destination, path, interface, member);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_set_auto_start(msg, false);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(msg);
+        return 0;
+}
+
 int ctl_call(sd_bus *bus, sd_bus_error *error, sd_bus_message **ret_reply, const char *member,
              const char *types, ...) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL, *reply = NULL;
         va_list ap;
         int r;
 
-        r = sd_bus_message_new_method_call(bus, &msg, BUS_NAME, BUS_MANAGER_PATH, BUS_MANAGER_INTERFACE,
-                                           member);
+        r = new_call(bus, BUS_NAME, BUS_MANAGER_PATH, BUS_MANAGER_INTERFACE, member, &msg);
         if (r < 0)
                 return r;
         if (types) {
@@ -43,10 +61,6 @@ int ctl_call(sd_bus *bus, sd_bus_error *error, sd_bus_message **ret_reply, const
                 if (r < 0)
                         return r;
         }
-        /* Never auto-start anything: the daemon is systemd's to start. */
-        r = sd_bus_message_set_auto_start(msg, false);
-        if (r < 0)
-                return r;
         r = sd_bus_call(bus, msg, 0, error, &reply);
         if (r < 0)
                 return r;
@@ -123,7 +137,36 @@ void ctl_device_done(CtlDevice *d) {
         }
 }
 
-static int read_property(sd_bus_message *reply, const char *property, CtlDevice *d) {
+/* Reads one value of a dictionary entry whose key is key, at the reply's read position. */
+typedef int (*DictEntryRead)(sd_bus_message *reply, const char *key, void *userdata);
+
+/* The dictionary at the reply's read position, of entries with contents entry ("sv",
+ * "sa{sv}", "oa{sa{sv}}": a string or object path key), each value read by read. */
+static int dict_read(sd_bus_message *reply, const char *entry, DictEntryRead read, void *userdata) {
+        char array[32];
+        const char *key;
+        int r;
+
+        (void) snprintf(array, sizeof(array), "{%s}", entry);
+        r = sd_bus_message_enter_container(reply, 'a', array);
+        while (r >= 0) {
+                r = sd_bus_message_enter_container(reply, 'e', entry);
+                if (r <= 0)
+                        break;
+                r = sd_bus_message_read_basic(reply, entry[0], &key);
+                if (r >= 0)
+                        r = read(reply, key, userdata);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+        }
+        if (r >= 0)
+                r = sd_bus_message_exit_container(reply);
+        return r;
+}
+
+/* A property of org.vfiopm1.Device into the CtlDevice userdata. */
+static int read_property(sd_bus_message *reply, const char *property, void *userdata) {
+        CtlDevice *d = userdata;
         static const struct {
                 const char *property;
                 size_t offset;
@@ -173,32 +216,15 @@ static int read_property(sd_bus_message *reply, const char *property, CtlDevice 
         return r < 0 ? r : 0;
 }
 
-int ctl_device_get(sd_bus *bus, const char *path, CtlDevice *ret, sd_bus_error *error) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+/* One a{sv} of org.vfiopm1.Device, at the reply's read position, as the device at path. */
+static int device_read(sd_bus_message *reply, const char *path, CtlDevice *ret) {
         CtlDevice d = {};
-        const char *property;
         int r;
 
-        r = sd_bus_call_method(bus, BUS_NAME, path, "org.freedesktop.DBus.Properties", "GetAll", error,
-                               &reply, "s", BUS_DEVICE_INTERFACE);
-        if (r < 0)
-                return r;
         d.path = strdup(path);
         if (!d.path)
                 return -ENOMEM;
-        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
-        while (r >= 0) {
-                r = sd_bus_message_enter_container(reply, 'e', "sv");
-                if (r <= 0)
-                        break;
-                r = sd_bus_message_read(reply, "s", &property);
-                if (r >= 0)
-                        r = read_property(reply, property, &d);
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(reply);
-        }
-        if (r >= 0)
-                r = sd_bus_message_exit_container(reply);
+        r = dict_read(reply, "sv", read_property, &d);
         /* A daemon that answered at all has every string property: make absent ones "". */
         char **strings[] = {
                 &d.name, &d.vendor, &d.device_id, &d.class, &d.driver, &d.iommu_group, &d.mode,
@@ -214,6 +240,17 @@ int ctl_device_get(sd_bus *bus, const char *path, CtlDevice *ret, sd_bus_error *
         }
         *ret = d;
         return 0;
+}
+
+int ctl_device_get(sd_bus *bus, const char *path, CtlDevice *ret, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
+
+        r = sd_bus_call_method(bus, BUS_NAME, path, "org.freedesktop.DBus.Properties", "GetAll", error,
+                               &reply, "s", BUS_DEVICE_INTERFACE);
+        if (r < 0)
+                return r;
+        return device_read(reply, path, ret);
 }
 
 int ctl_device_get_by_name(sd_bus *bus, const char *name, CtlDevice *ret, sd_bus_error *error) {
@@ -236,66 +273,80 @@ void ctl_devices_free(CtlDevice *devices, size_t n) {
         free(devices);
 }
 
-int ctl_devices_get(sd_bus *bus, CtlDevice **ret, size_t *ret_n, sd_bus_error *error) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        CtlDevice *devices = NULL;
-        size_t n = 0;
-        const char *name, *path;
+typedef struct DeviceList {
+        CtlDevice *devices;
+        size_t n;
+        const char *path;               /* of the object being read */
+} DeviceList;
+
+/* One interface of an object of GetManagedObjects: org.vfiopm1.Device's properties make a device. */
+static int read_interface(sd_bus_message *reply, const char *interface, void *userdata) {
+        DeviceList *l = userdata;
+        CtlDevice *grown;
         int r;
 
-        r = ctl_call(bus, error, &reply, "ListDevices", NULL);
-        if (r < 0)
-                return r;
-        r = sd_bus_message_enter_container(reply, 'a', "(so)");
-        while (r >= 0) {
-                CtlDevice *grown;
+        if (strcmp(interface, BUS_DEVICE_INTERFACE) != 0)
+                return sd_bus_message_skip(reply, "a{sv}");
+        grown = reallocarray(l->devices, l->n + 1, sizeof(*l->devices));
+        if (!grown)
+                return -ENOMEM;
+        l->devices = grown;
+        r = device_read(reply, l->path, &grown[l->n]);
+        if (r >= 0)
+                l->n++;
+        return r;
+}
 
-                r = sd_bus_message_read(reply, "(so)", &name, &path);
-                if (r <= 0)
-                        break;
-                grown = reallocarray(devices, n + 1, sizeof(*devices));
-                if (!grown) {
-                        r = -ENOMEM;
-                        break;
-                }
-                devices = grown;
-                r = ctl_device_get(bus, path, &devices[n], error);
-                if (r == -ENXIO || sd_bus_error_has_name(error, SD_BUS_ERROR_UNKNOWN_OBJECT)) {
-                        /* Removed between the list and the read: it is gone, not an error. */
-                        sd_bus_error_free(error);
-                        r = 0;
-                        continue;
-                }
-                if (r < 0)
-                        break;
-                n++;
-        }
+static int read_object(sd_bus_message *reply, const char *path, void *userdata) {
+        DeviceList *l = userdata;
+
+        l->path = path;
+        return dict_read(reply, "sa{sv}", read_interface, l);
+}
+
+static int device_compare(const void *a, const void *b) {
+        return strcmp(((const CtlDevice *) a)->name, ((const CtlDevice *) b)->name);
+}
+
+/* GetManagedObjects' reply: every device, sorted by name as ListDevices lists them. */
+static int devices_read(sd_bus_message *reply, CtlDevice **ret, size_t *ret_n) {
+        DeviceList l = {};
+        int r;
+
+        r = dict_read(reply, "oa{sa{sv}}", read_object, &l);
         if (r < 0) {
-                ctl_devices_free(devices, n);
+                ctl_devices_free(l.devices, l.n);
                 return r;
         }
-        *ret = devices;
-        *ret_n = n;
+        if (l.n > 1)
+                qsort(l.devices, l.n, sizeof(*l.devices), device_compare);
+        *ret = l.devices;
+        *ret_n = l.n;
         return 0;
 }
 
-int ctl_daemon_uptime(sd_bus *bus, uint64_t *ret) {
-        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+int ctl_devices_get(sd_bus *bus, CtlDevice **ret, size_t *ret_n, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL, *reply = NULL;
+        int r;
+
+        r = new_call(bus, BUS_NAME, BUS_MANAGER_PATH, OBJECT_MANAGER_INTERFACE, "GetManagedObjects", &msg);
+        if (r < 0)
+                return r;
+        r = sd_bus_call(bus, msg, 0, error, &reply);
+        if (r < 0)
+                return r;
+        return devices_read(reply, ret, ret_n);
+}
+
+/* How long the process pid has run, from its start time in /proc. */
+static int process_uptime(pid_t pid, uint64_t *ret) {
         _cleanup_fclose_ FILE *f = NULL;
         char path[64], buf[1024], *p;
         unsigned long long start_ticks;
         struct timespec ts;
         usec_t start, up;
         long hz;
-        pid_t pid;
-        int r;
 
-        r = sd_bus_get_name_creds(bus, BUS_NAME, SD_BUS_CREDS_PID, &creds);
-        if (r < 0)
-                return r == -ENXIO || r == -ESRCH ? -ENXIO : r;
-        r = sd_bus_creds_get_pid(creds, &pid);
-        if (r < 0)
-                return r;
         (void) snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
         f = fopen(path, "re");
         if (!f)
@@ -318,4 +369,164 @@ int ctl_daemon_uptime(sd_bus *bus, uint64_t *ret) {
         up = timespec_load(&ts);
         *ret = up > start ? up - start : 0;
         return 0;
+}
+
+int ctl_daemon_uptime(sd_bus *bus, uint64_t *ret) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        pid_t pid;
+        int r;
+
+        r = sd_bus_get_name_creds(bus, BUS_NAME, SD_BUS_CREDS_PID, &creds);
+        if (r < 0)
+                return r == -ENXIO || r == -ESRCH ? -ENXIO : r;
+        r = sd_bus_creds_get_pid(creds, &pid);
+        if (r < 0)
+                return r;
+        return process_uptime(pid, ret);
+}
+
+/* ---- status: every call at once --------------------------------------------------------- */
+
+typedef struct PendingCall {
+        sd_bus_slot *slot;
+        sd_bus_message *reply;          /* its method return or error, once it came */
+} PendingCall;
+
+static int on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        PendingCall *c = userdata;
+
+        c->reply = sd_bus_message_ref(reply);
+        return 0;
+}
+
+/* Sends member (with one string argument, or none) without waiting for its reply, which comes
+ * within the method call timeout of ctl_bus_open() (sd-bus's own default is not it). */
+static int call_async(sd_bus *bus, PendingCall *c, const char *destination, const char *path,
+                      const char *interface, const char *member, const char *arg) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *msg = NULL;
+        uint64_t timeout;
+        int r;
+
+        r = sd_bus_get_method_call_timeout(bus, &timeout);
+        if (r >= 0)
+                r = new_call(bus, destination, path, interface, member, &msg);
+        if (r >= 0 && arg)
+                r = sd_bus_message_append(msg, "s", arg);
+        if (r >= 0)
+                r = sd_bus_call_async(bus, &c->slot, msg, on_reply, c, timeout);
+        return r;
+}
+
+static bool all_replied(const PendingCall *calls, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (!calls[i].reply)
+                        return false;
+        return true;
+}
+
+/* Until every call has its reply: sd-bus answers a call itself with an error when its timeout
+ * passes (sd_bus_process() may then say 0, having delivered it), or the connection breaks. */
+static int wait_replies(sd_bus *bus, PendingCall *calls, size_t n) {
+        while (!all_replied(calls, n)) {
+                int r;
+
+                r = sd_bus_process(bus, NULL);
+                if (r < 0)
+                        return r;
+                if (r > 0 || all_replied(calls, n))
+                        continue;
+                r = sd_bus_wait(bus, UINT64_MAX);
+                if (r < 0 && r != -EINTR)
+                        return r;
+        }
+        return 0;
+}
+
+/* 0 for a method return; for an error, error set and -errno, as sd_bus_call() returns them. */
+static int reply_error(sd_bus_message *reply, sd_bus_error *error) {
+        int r;
+
+        if (!sd_bus_message_is_method_error(reply, NULL))
+                return 0;
+        r = sd_bus_error_copy(error, sd_bus_message_get_error(reply));
+        return r < 0 ? r : -EIO;
+}
+
+/* A property of org.vfiopm1.Manager into the CtlStatus userdata: Version and PolicyErrors. */
+static int read_manager_property(sd_bus_message *reply, const char *property, void *userdata) {
+        CtlStatus *s = userdata;
+        const char *version;
+        int r;
+
+        if (strcmp(property, "Version") == 0 && !s->version) {
+                r = sd_bus_message_read(reply, "v", "s", &version);
+                if (r >= 0 && !(s->version = strdup(version)))
+                        r = -ENOMEM;
+                return r;
+        }
+        if (strcmp(property, "PolicyErrors") == 0 && !s->policy_errors) {
+                r = sd_bus_message_enter_container(reply, 'v', "as");
+                if (r >= 0)
+                        r = sd_bus_message_read_strv(reply, &s->policy_errors);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(reply);
+                return r;
+        }
+        return sd_bus_message_skip(reply, "v");
+}
+
+/* The daemon's uptime from the bus's word on the name owner's pid. */
+static int uptime_read(sd_bus_message *reply, uint64_t *ret) {
+        uint32_t pid;
+        int r;
+
+        r = sd_bus_message_read(reply, "u", &pid);
+        if (r < 0)
+                return r;
+        return process_uptime((pid_t) pid, ret);
+}
+
+int ctl_status_get(sd_bus *bus, CtlStatus *ret, sd_bus_error *error) {
+        enum { CALL_OBJECTS, CALL_MANAGER, CALL_PID, _CALL_MAX };
+        PendingCall calls[_CALL_MAX] = {};
+        CtlStatus s = {};
+        int r;
+
+        r = call_async(bus, &calls[CALL_OBJECTS], BUS_NAME, BUS_MANAGER_PATH, OBJECT_MANAGER_INTERFACE,
+                       "GetManagedObjects", NULL);
+        if (r >= 0)
+                r = call_async(bus, &calls[CALL_MANAGER], BUS_NAME, BUS_MANAGER_PATH,
+                               "org.freedesktop.DBus.Properties", "GetAll", BUS_MANAGER_INTERFACE);
+        if (r >= 0)
+                r = call_async(bus, &calls[CALL_PID], "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                               "org.freedesktop.DBus", "GetConnectionUnixProcessID", BUS_NAME);
+        if (r >= 0)
+                r = wait_replies(bus, calls, _CALL_MAX);
+        if (r >= 0)
+                r = reply_error(calls[CALL_OBJECTS].reply, error);
+        if (r >= 0)
+                r = devices_read(calls[CALL_OBJECTS].reply, &s.devices, &s.n_devices);
+        /* the rest is best effort: status shows what it has */
+        if (r >= 0 && reply_error(calls[CALL_MANAGER].reply, NULL) == 0 &&
+            dict_read(calls[CALL_MANAGER].reply, "sv", read_manager_property, &s) == -ENOMEM)
+                r = -ENOMEM;
+        if (r >= 0 && reply_error(calls[CALL_PID].reply, NULL) == 0)
+                (void) uptime_read(calls[CALL_PID].reply, &s.uptime_usec);
+        for (size_t i = 0; i < _CALL_MAX; i++) {
+                sd_bus_slot_unref(calls[i].slot);
+                sd_bus_message_unref(calls[i].reply);
+        }
+        if (r < 0) {
+                ctl_status_done(&s);
+                return r;
+        }
+        *ret = s;
+        return 0;
+}
+
+void ctl_status_done(CtlStatus *s) {
+        ctl_devices_free(s->devices, s->n_devices);
+        free(s->version);
+        strv_free(s->policy_errors);
+        *s = (CtlStatus) {};
 }

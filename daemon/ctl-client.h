@@ -66,10 +66,26 @@ int ctl_device_get(sd_bus *bus, const char *path, CtlDevice *ret, sd_bus_error *
 int ctl_device_get_by_name(sd_bus *bus, const char *name, CtlDevice *ret, sd_bus_error *error);
 void ctl_device_done(CtlDevice *d);
 
-/* Every device, in the daemon's order (by name). */
+/* Every device, sorted by name (as ListDevices lists them), from one GetManagedObjects call on
+ * /org/vfiopm1. */
 int ctl_devices_get(sd_bus *bus, CtlDevice **ret, size_t *ret_n, sd_bus_error *error);
 void ctl_devices_free(CtlDevice *devices, size_t n);
 
 /* The daemon's uptime in µs, from the start time of the process that owns org.vfiopm1: the
  * denominator of LOW%. -ENXIO if nobody owns the name. */
 int ctl_daemon_uptime(sd_bus *bus, uint64_t *ret);
+
+/* What vfiopmctl status shows. */
+typedef struct CtlStatus {
+        CtlDevice *devices;             /* as ctl_devices_get() */
+        size_t n_devices;
+        char *version;                  /* NULL: unknown */
+        char **policy_errors;           /* NULL: unknown, or none */
+        uint64_t uptime_usec;           /* as ctl_daemon_uptime(); 0: unknown */
+} CtlStatus;
+
+/* In one round trip: GetManagedObjects, the Manager's GetAll and the bus's word on the daemon's
+ * pid go out together, and the replies are awaited together. Fails as ctl_devices_get() would;
+ * version, policy errors and uptime are left unknown when they cannot be read. */
+int ctl_status_get(sd_bus *bus, CtlStatus *ret, sd_bus_error *error);
+void ctl_status_done(CtlStatus *s);

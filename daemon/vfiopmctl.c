@@ -127,22 +127,25 @@ static int get_policy_errors(sd_bus *bus, char ***ret, sd_bus_error *error) {
 
 static int cmd_status(sd_bus *bus, char **args) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        CtlDevice *devices = NULL;
-        char **errors = NULL;
-        _cleanup_free_ char *version = NULL;
-        uint64_t uptime = 0;
-        size_t n = 0;
+        _cleanup_(ctl_status_done) CtlStatus status = {};
+        const CtlDevice *devices;
+        char **errors;
+        const char *version;
+        uint64_t uptime;
+        size_t n;
         int r;
 
-        r = ctl_devices_get(bus, &devices, &n, &error);
+        /* one round trip, however many devices */
+        r = ctl_status_get(bus, &status, &error);
         if (r < 0) {
                 general_error("listing devices", r, &error);
                 return ctl_exit_status(r, &error);
         }
-        (void) ctl_daemon_uptime(bus, &uptime);         /* LOW% shows "-" without it */
-        (void) get_policy_errors(bus, &errors, NULL);
-        (void) sd_bus_get_property_string(bus, BUS_NAME, BUS_MANAGER_PATH, BUS_MANAGER_INTERFACE, "Version",
-                                          NULL, &version);
+        devices = status.devices;
+        n = status.n_devices;
+        errors = status.policy_errors;
+        version = status.version;
+        uptime = status.uptime_usec;    /* LOW% shows "-" without it */
 
         if (arg_json) {
                 json_object *root = json_object_new_object(), *daemon = json_object_new_object(),
@@ -168,8 +171,6 @@ static int cmd_status(sd_bus *bus, char **args) {
                 int width[N_COLS];
 
                 if (!cells) {
-                        ctl_devices_free(devices, n);
-                        strv_free(errors);
                         fprintf(stderr, "vfiopmctl: out of memory\n");
                         return CTL_EXIT_FAILED;
                 }
@@ -219,8 +220,6 @@ static int cmd_status(sd_bus *bus, char **args) {
                         fprintf(stderr, "vfiopmctl: policy error: %s\n", *p);
                 free(cells);
         }
-        ctl_devices_free(devices, n);
-        strv_free(errors);
         return CTL_EXIT_OK;
 }
 
@@ -525,7 +524,7 @@ static void on_stop_signal(int sig) {
 
 /* One event line: "2026-11-24 10:00:01.123456 NAME EVENT KEY=VALUE…", or its JSON object
  * {"time_realtime_usec":…, "event":…, "name":…|null, "properties":{…}}. props is an object of
- * strings (or a string array for policy_errors), borrowed. */
+ * strings (a string array for PolicyErrors, a number for Wakes), borrowed. */
 static void monitor_print(const char *event, const char *name, json_object *props) {
         usec_t t_usec = now(CLOCK_REALTIME);
 
@@ -594,11 +593,15 @@ static int on_device_signal(sd_bus_message *msg, void *userdata, sd_bus_error *r
         return 0;
 }
 
+/* A device's PropertiesChanged: "changed" with the strings that moved (State, Mode, PowerState,
+ * ReleaseReason, ReleasedBy), then "wake" when Wakes moved, which a wake that re-armed in the
+ * same loop turn shows alone (State is back where it was). Arms moves with them: not printed. */
 static int on_properties_changed(sd_bus_message *msg, void *userdata, sd_bus_error *ret_error) {
         _cleanup_free_ char *name = NULL;
         const char *path = sd_bus_message_get_path(msg), *interface, *property;
         json_object *props;
-        bool manager;
+        uint64_t wakes = 0;
+        bool manager, woke = false;
         int r;
 
         if (sd_bus_message_read(msg, "s", &interface) < 0)
@@ -639,6 +642,9 @@ static int on_properties_changed(sd_bus_message *msg, void *userdata, sd_bus_err
                         if (r >= 0)
                                 r = sd_bus_message_exit_container(msg);
                         json_object_object_add(props, property, list);
+                } else if (strcmp(contents, "t") == 0 && strcmp(property, "Wakes") == 0) {
+                        r = sd_bus_message_read(msg, "v", "t", &wakes);
+                        woke = r >= 0;
                 } else
                         r = sd_bus_message_skip(msg, "v");
                 if (r >= 0)
@@ -661,6 +667,12 @@ static int on_properties_changed(sd_bus_message *msg, void *userdata, sd_bus_err
                         monitor_print("changed", name, props);
         }
         json_object_put(props);
+        if (woke && !manager) {
+                props = json_object_new_object();
+                json_object_object_add(props, "Wakes", json_object_new_uint64(wakes));
+                monitor_print("wake", name, props);
+                json_object_put(props);
+        }
         return 0;
 }
 

@@ -123,7 +123,7 @@ static int32_t server_command(Server *s, char c) {
                 manager_remove_device(s->manager, HARNESS_SIM_NAME);
                 return 0;
         }
-        if (!strchr("hfwWqQ", c))
+        if (!strchr("hfwWqQR", c))
                 return -EINVAL;
         if (!s->kernel)
                 return -EOPNOTSUPP;
@@ -140,6 +140,19 @@ static int32_t server_command(Server *s, char c) {
         case 'w':
         case 'W':
                 return fake_kernel_host_access(s->kernel, name);
+        case 'R': {
+                ManagedDevice *d = manager_find_device(s->manager, HARNESS_SIM_NAME);
+                int r;
+
+                if (!d)
+                        return -ENODEV;
+                /* both in this callback: the change is still unannounced when the device goes */
+                r = pm_device_wake(managed_device_pm(d));
+                if (r < 0)
+                        return r;
+                manager_remove_device(s->manager, HARNESS_SIM_NAME);
+                return 0;
+        }
         default:
                 return fake_kernel_request(s->kernel, name);
         }

@@ -91,7 +91,10 @@ int harness_connect(const char *address, sd_bus **ret);
  *   'q'   the kernel asks for 0000:00:03.0 back (fake_kernel_request(), a driver unbind): the
  *         daemon closes it and it is released. -ENOTCONN when it is not held
  *   'Q'   the same for vfio-pm-sim.0
- * Commands 'h' 'f' 'w' 'W' 'q' 'Q' need .fake_kernel. One command at a time: this waits (10 s at
+ *   'R'   vfio-pm-sim.0 is woken as by a D-Bus Wake and goes (as 'r'), both in one loop turn: a
+ *         change that is not announced yet when the device is removed. -ENODEV when it is not
+ *         there; the Wake's error when it is not held
+ * Commands 'h' 'f' 'w' 'W' 'q' 'Q' 'R' need .fake_kernel. One command at a time: this waits (10 s at
  * most, then -ETIMEDOUT) for the answer; -EPIPE if the daemon side has gone. */
 int harness_command(Harness *h, char command);
 

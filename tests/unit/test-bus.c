@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -367,6 +368,325 @@ START_TEST(test_device_signals) {
 }
 END_TEST
 
+/* ---- org.freedesktop.DBus.ObjectManager ------------------------------------------------- */
+
+/* Every property of org.vfiopm1.Device (the vtable in bus-device.c). */
+static const char *const device_properties[] = {
+        "Name", "Vendor", "DeviceId", "Class", "Driver", "IommuGroup", "Mode", "State", "PowerState",
+        "RuntimeStatus", "Wakes", "Arms", "LowPowerUsec", "KernelSuspendedMsec", "LastWakeRealtimeUsec",
+        "ReleaseReason", "ReleasedBy", "LastError", "Policy",
+};
+
+#define N_DEVICE_PROPERTIES (sizeof(device_properties) / sizeof(device_properties[0]))
+
+/* One a{sv} of org.vfiopm1.Device (the message at it): every property, each once; Name matches
+ * path; with compare, the ones that cannot move in between are what the object's own Get says. */
+static void expect_device_properties(sd_bus *bus, sd_bus_message *m, const char *path, bool compare) {
+        bool seen[N_DEVICE_PROPERTIES] = {};
+        _cleanup_free_ char *name = NULL;
+        const char *property, *contents;
+
+        ck_assert_int_ge(sd_bus_path_decode(path, BUS_DEVICE_PREFIX, &name), 1);
+        ck_assert_int_gt(sd_bus_message_enter_container(m, 'a', "{sv}"), 0);
+        while (sd_bus_message_enter_container(m, 'e', "sv") > 0) {
+                size_t i;
+
+                ck_assert_int_ge(sd_bus_message_read(m, "s", &property), 0);
+                for (i = 0; i < N_DEVICE_PROPERTIES; i++)
+                        if (strcmp(property, device_properties[i]) == 0)
+                                break;
+                ck_assert_msg(i < N_DEVICE_PROPERTIES, "%s: unknown property %s", path, property);
+                ck_assert_msg(!seen[i], "%s: %s twice", path, property);
+                seen[i] = true;
+                ck_assert_int_ge(sd_bus_message_peek_type(m, NULL, &contents), 0);
+                if (strcmp(contents, "s") == 0) {
+                        const char *v;
+
+                        ck_assert_int_ge(sd_bus_message_read(m, "v", "s", &v), 0);
+                        if (strcmp(property, "Name") == 0)
+                                ck_assert_str_eq(v, name);
+                        if (compare && (strcmp(property, "State") == 0 || strcmp(property, "Mode") == 0 ||
+                                        strcmp(property, "IommuGroup") == 0 || strcmp(property, "Vendor") == 0))
+                                expect_string(bus, path, BUS_DEVICE_INTERFACE, property, v);
+                } else {
+                        uint64_t v;
+
+                        ck_assert_str_eq(contents, "t");
+                        ck_assert_int_ge(sd_bus_message_read(m, "v", "t", &v), 0);
+                        if (compare && (strcmp(property, "Wakes") == 0 || strcmp(property, "Arms") == 0))
+                                ck_assert_uint_eq(v, get_u64(bus, path, property));
+                }
+                ck_assert_int_ge(sd_bus_message_exit_container(m), 0);
+        }
+        ck_assert_int_ge(sd_bus_message_exit_container(m), 0);
+        for (size_t i = 0; i < N_DEVICE_PROPERTIES; i++)
+                ck_assert_msg(seen[i], "%s: no %s", path, device_properties[i]);
+}
+
+static int compare_paths(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* GetManagedObjects on /org/vfiopm1: the object paths, each with org.vfiopm1.Device, sorted,
+ * space-separated; each one's properties checked with expect_device_properties(). */
+static void get_managed_objects(sd_bus *bus, char *buf, size_t size) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        char *paths[8];
+        size_t n = 0;
+        const char *path, *interface;
+
+        ck_assert_msg(sd_bus_call_method(bus, BUS_NAME, BUS_MANAGER_PATH, "org.freedesktop.DBus.ObjectManager",
+                                         "GetManagedObjects", &error, &reply, NULL) >= 0,
+                      "GetManagedObjects: %s", error.message ?: "-");
+        ck_assert_int_gt(sd_bus_message_enter_container(reply, 'a', "{oa{sa{sv}}}"), 0);
+        while (sd_bus_message_enter_container(reply, 'e', "oa{sa{sv}}") > 0) {
+                bool device = false;
+
+                ck_assert_int_ge(sd_bus_message_read(reply, "o", &path), 0);
+                ck_assert_int_gt(sd_bus_message_enter_container(reply, 'a', "{sa{sv}}"), 0);
+                while (sd_bus_message_enter_container(reply, 'e', "sa{sv}") > 0) {
+                        ck_assert_int_ge(sd_bus_message_read(reply, "s", &interface), 0);
+                        if (strcmp(interface, BUS_DEVICE_INTERFACE) == 0) {
+                                device = true;
+                                expect_device_properties(bus, reply, path, true);
+                        } else
+                                ck_assert_int_ge(sd_bus_message_skip(reply, "a{sv}"), 0);
+                        ck_assert_int_ge(sd_bus_message_exit_container(reply), 0);
+                }
+                ck_assert_int_ge(sd_bus_message_exit_container(reply), 0);
+                ck_assert_int_ge(sd_bus_message_exit_container(reply), 0);
+                ck_assert_msg(device, "%s: an object without %s", path, BUS_DEVICE_INTERFACE);
+                ck_assert_uint_lt(n, sizeof(paths) / sizeof(paths[0]));
+                paths[n++] = strdup(path);
+        }
+        ck_assert_int_ge(sd_bus_message_exit_container(reply), 0);
+        qsort(paths, n, sizeof(char *), compare_paths);
+        buf[0] = 0;
+        for (size_t i = 0; i < n; i++) {
+                (void) snprintf(buf + strlen(buf), size - strlen(buf), "%s%s", i ? " " : "", paths[i]);
+                free(paths[i]);
+        }
+}
+
+/* InterfacesAdded, InterfacesRemoved: "MEMBER PATH IFACE IFACE…;" (the added ones' Device
+ * properties checked with expect_device_properties()). */
+static int on_object_signal(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        sd_bus *bus = sd_bus_message_get_bus(msg);
+        bool added = strcmp(sd_bus_message_get_member(msg), "InterfacesAdded") == 0;
+        char *seen = userdata;
+        const char *path, *interface;
+
+        ck_assert_int_ge(sd_bus_message_read(msg, "o", &path), 0);
+        (void) snprintf(seen + strlen(seen), 512 - strlen(seen), "%s %s", sd_bus_message_get_member(msg), path);
+        if (added) {
+                ck_assert_int_gt(sd_bus_message_enter_container(msg, 'a', "{sa{sv}}"), 0);
+                while (sd_bus_message_enter_container(msg, 'e', "sa{sv}") > 0) {
+                        ck_assert_int_ge(sd_bus_message_read(msg, "s", &interface), 0);
+                        (void) snprintf(seen + strlen(seen), 512 - strlen(seen), " %s", interface);
+                        /* sent as it appeared, before its first decision: Name is all that holds */
+                        if (strcmp(interface, BUS_DEVICE_INTERFACE) == 0)
+                                expect_device_properties(bus, msg, path, false);
+                        else
+                                ck_assert_int_ge(sd_bus_message_skip(msg, "a{sv}"), 0);
+                        ck_assert_int_ge(sd_bus_message_exit_container(msg), 0);
+                }
+        } else {
+                ck_assert_int_gt(sd_bus_message_enter_container(msg, 'a', "s"), 0);
+                while (sd_bus_message_read(msg, "s", &interface) > 0)
+                        (void) snprintf(seen + strlen(seen), 512 - strlen(seen), " %s", interface);
+        }
+        (void) snprintf(seen + strlen(seen), 512 - strlen(seen), ";");
+        return 0;
+}
+
+START_TEST(test_object_manager) {
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *added = NULL, *removed = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ char *xml = NULL;
+        char objects[512], seen[512] = "";
+        Harness h;
+
+        /* no devices: an empty answer */
+        harness_start(&h, &(HarnessOptions) {});
+        get_managed_objects(h.client, objects, sizeof(objects));
+        ck_assert_str_eq(objects, "");
+        ck_assert_int_ge(sd_bus_call_method(h.client, BUS_NAME, BUS_MANAGER_PATH,
+                                            "org.freedesktop.DBus.Introspectable", "Introspect", NULL, &reply,
+                                            NULL), 0);
+        ck_assert_int_ge(sd_bus_message_read(reply, "s", &xml), 0);
+        ck_assert_ptr_nonnull(strstr(xml, "\"org.freedesktop.DBus.ObjectManager\""));
+        xml = NULL;     /* borrowed from reply */
+        harness_stop(&h);
+
+        /* both devices, with every property; then one goes and comes back */
+        harness_start(&h, &(HarnessOptions) {
+                .with_pci = true, .with_sim = true, .fake_kernel = true, .install_defaults = true,
+                .etc_policy = "{\"mode\": \"wakeup\", \"rearm_delay_ms\": 0}",
+        });
+        ck_assert_int_eq(harness_command(&h, 'w'), 1);          /* Wakes 1, Arms 2 */
+        get_managed_objects(h.client, objects, sizeof(objects));
+        ck_assert_str_eq(objects, PCI_PATH " " SIM_PATH);
+        ck_assert_uint_eq(get_u64(h.client, PCI_PATH, "Wakes"), 1);
+
+        ck_assert_int_ge(sd_bus_match_signal(h.client, &added, BUS_NAME, BUS_MANAGER_PATH,
+                                             "org.freedesktop.DBus.ObjectManager", "InterfacesAdded",
+                                             on_object_signal, seen), 0);
+        ck_assert_int_ge(sd_bus_match_signal(h.client, &removed, BUS_NAME, BUS_MANAGER_PATH,
+                                             "org.freedesktop.DBus.ObjectManager", "InterfacesRemoved",
+                                             on_object_signal, seen), 0);
+        ck_assert_int_eq(harness_command(&h, 'r'), 0);
+        wait_for_text(h.client, seen, "InterfacesRemoved");
+        ck_assert_msg(strstr(seen, "InterfacesRemoved " SIM_PATH " ") && strstr(seen, " " BUS_DEVICE_INTERFACE ";"),
+                      "%s", seen);
+        ck_assert_msg(!strstr(seen, PCI_PATH), "%s", seen);
+        get_managed_objects(h.client, objects, sizeof(objects));
+        ck_assert_str_eq(objects, PCI_PATH);
+
+        seen[0] = 0;
+        ck_assert_int_eq(harness_command(&h, 'a'), 0);
+        wait_for_text(h.client, seen, "InterfacesAdded");
+        ck_assert_msg(strncmp(seen, "InterfacesAdded " SIM_PATH " ", strlen("InterfacesAdded " SIM_PATH " ")) == 0 &&
+                      strstr(seen, " " BUS_DEVICE_INTERFACE), "%s", seen);
+        ck_assert_msg(!strstr(seen, "InterfacesRemoved"), "%s", seen);
+        get_managed_objects(h.client, objects, sizeof(objects));
+        ck_assert_str_eq(objects, PCI_PATH " " SIM_PATH);
+        harness_stop(&h);
+}
+END_TEST
+
+/* ---- PropertiesChanged: once a loop turn ------------------------------------------------ */
+
+/* Each PropertiesChanged of org.vfiopm1.Device as "Property=value …;", counters included. */
+typedef struct Signals {
+        char text[1024];
+        unsigned count;
+} Signals;
+
+static int on_properties_recorded(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        Signals *s = userdata;
+        const char *interface, *name, *contents;
+
+        if (sd_bus_message_read(msg, "s", &interface) < 0 || strcmp(interface, BUS_DEVICE_INTERFACE) != 0)
+                return 0;
+        ck_assert_int_gt(sd_bus_message_enter_container(msg, 'a', "{sv}"), 0);
+        while (sd_bus_message_enter_container(msg, 'e', "sv") > 0) {
+                size_t len = strlen(s->text);
+
+                ck_assert_int_ge(sd_bus_message_read(msg, "s", &name), 0);
+                ck_assert_int_ge(sd_bus_message_peek_type(msg, NULL, &contents), 0);
+                if (strcmp(contents, "t") == 0) {
+                        uint64_t v;
+
+                        ck_assert_int_ge(sd_bus_message_read(msg, "v", "t", &v), 0);
+                        (void) snprintf(s->text + len, sizeof(s->text) - len, "%s=%" PRIu64 " ", name, v);
+                } else {
+                        const char *v;
+
+                        ck_assert_int_ge(sd_bus_message_read(msg, "v", "s", &v), 0);
+                        (void) snprintf(s->text + len, sizeof(s->text) - len, "%s=%s ", name, v);
+                }
+                ck_assert_int_ge(sd_bus_message_exit_container(msg), 0);
+        }
+        (void) snprintf(s->text + strlen(s->text), sizeof(s->text) - strlen(s->text), ";");
+        s->count++;
+        return 0;
+}
+
+/* Every signal the daemon sent before this returns has been dispatched: it answers the call in a
+ * later loop turn than the one a harness command was answered in, and the bus keeps its order. */
+static void signals_settle(sd_bus *bus) {
+        expect_string(bus, BUS_MANAGER_PATH, BUS_MANAGER_INTERFACE, "Version", PACKAGE_VERSION);
+        while (sd_bus_process(bus, NULL) > 0)
+                ;
+}
+
+/* A wake with rearm_delay_ms 0 is armed → woken → armed in one callback: one PropertiesChanged,
+ * with Wakes and Arms and not State, which is back where it was. */
+START_TEST(test_properties_changed_once_a_turn) {
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        Signals sig = {};
+        Harness h;
+
+        harness_start(&h, &(HarnessOptions) {
+                .with_pci = true, .fake_kernel = true, .install_defaults = true,
+                .etc_policy = "{\"mode\": \"wakeup\", \"rearm_delay_ms\": 0}",
+        });
+        ck_assert_int_ge(sd_bus_match_signal(h.client, &slot, BUS_NAME, PCI_PATH, "org.freedesktop.DBus.Properties",
+                                             "PropertiesChanged", on_properties_recorded, &sig), 0);
+        signals_settle(h.client);
+        ck_assert_str_eq(sig.text, "");
+
+        ck_assert_int_eq(harness_command(&h, 'w'), 1);
+        signals_settle(h.client);
+        ck_assert_str_eq(sig.text, "Wakes=1 Arms=2 ;");
+        ck_assert_uint_eq(sig.count, 1);
+        expect_string(h.client, PCI_PATH, BUS_DEVICE_INTERFACE, "State", "armed");
+
+        /* the next wake is the next turn's: its own signal */
+        ck_assert_int_eq(harness_command(&h, 'w'), 1);
+        signals_settle(h.client);
+        ck_assert_str_eq(sig.text, "Wakes=1 Arms=2 ;Wakes=2 Arms=3 ;");
+        ck_assert_uint_eq(sig.count, 2);
+
+        /* Claim goes released → idle → armed in one call (arm_delay_ms 0), and its reason clears:
+         * one signal with all of it, State as it ends */
+        if (geteuid() == 0) {
+                sig = (Signals) {};
+                ck_assert_int_ge(call(h.client, NULL, NULL, NULL, "Release", "s", PCI_NAME), 0);
+                signals_settle(h.client);
+                ck_assert_str_eq(sig.text, "State=released ReleaseReason=release ReleasedBy=" PCI_NAME " ;");
+                ck_assert_int_ge(call(h.client, NULL, NULL, NULL, "Claim", "s", PCI_NAME), 0);
+                signals_settle(h.client);
+                ck_assert_str_eq(sig.text, "State=released ReleaseReason=release ReleasedBy=" PCI_NAME " ;"
+                                           "State=armed ReleaseReason= ReleasedBy= Arms=4 ;");
+                ck_assert_uint_eq(sig.count, 2);
+        }
+
+        /* the power follow-ups (0.1 and 1 s later) find nothing new: no signal */
+        (void) usleep(1200 * 1000);
+        signals_settle(h.client);
+        ck_assert_uint_eq(sig.count, 2);
+        harness_stop(&h);
+}
+END_TEST
+
+/* A device changed and removed in the same loop turn: DeviceRemoved, and no PropertiesChanged for
+ * an object that is gone (nor a read of a freed device). */
+START_TEST(test_removed_device_not_announced) {
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *pci = NULL, *sim = NULL, *removed = NULL;
+        Signals pci_sig = {}, sim_sig = {};
+        char seen[256] = "";
+        Harness h;
+
+        harness_start(&h, &(HarnessOptions) {
+                .with_pci = true, .with_sim = true, .fake_kernel = true, .install_defaults = true,
+                .etc_policy = "{\"mode\": \"wakeup\", \"rearm_delay_ms\": 600000}",
+        });
+        ck_assert_int_ge(sd_bus_match_signal(h.client, &pci, BUS_NAME, PCI_PATH, "org.freedesktop.DBus.Properties",
+                                             "PropertiesChanged", on_properties_recorded, &pci_sig), 0);
+        ck_assert_int_ge(sd_bus_match_signal(h.client, &sim, BUS_NAME, SIM_PATH, "org.freedesktop.DBus.Properties",
+                                             "PropertiesChanged", on_properties_recorded, &sim_sig), 0);
+        ck_assert_int_ge(sd_bus_match_signal(h.client, &removed, BUS_NAME, BUS_MANAGER_PATH, BUS_MANAGER_INTERFACE,
+                                             "DeviceRemoved", on_device_signal, seen), 0);
+        expect_string(h.client, SIM_PATH, BUS_DEVICE_INTERFACE, "State", "armed");
+
+        /* what the same change shows on a device that stays */
+        ck_assert_int_eq(harness_command(&h, 'w'), 1);
+        signals_settle(h.client);
+        ck_assert_str_eq(pci_sig.text, "State=woken Wakes=1 ;");
+
+        ck_assert_int_eq(harness_command(&h, 'R'), 0);
+        signals_settle(h.client);
+        ck_assert_str_eq(seen, "DeviceRemoved " SIM_NAME " " SIM_PATH ";");
+        ck_assert_str_eq(sim_sig.text, "");
+        ck_assert_uint_eq(sim_sig.count, 0);
+        ck_assert_uint_eq(pci_sig.count, 1);
+        expect_error(h.client, BUS_ERROR_NO_SUCH_DEVICE, "GetDevice", "s", SIM_NAME);
+        harness_stop(&h);
+}
+END_TEST
+
 /* In a child as nobody: reads work, every change is refused with expect (the daemon's
  * AccessDenied, or the bus's). Exit status: 0 if all as expected, else the failed step. */
 static int nobody_main(const char *address, bool daemon_check) {
@@ -390,6 +710,9 @@ static int nobody_main(const char *address, bool daemon_check) {
         if (sd_bus_get_property_string(bus, BUS_NAME, PCI_PATH, BUS_DEVICE_INTERFACE, "State", NULL, &version) < 0)
                 return 105;
         free(version);
+        if (sd_bus_call_method(bus, BUS_NAME, BUS_MANAGER_PATH, "org.freedesktop.DBus.ObjectManager",
+                               "GetManagedObjects", NULL, NULL, NULL) < 0)
+                return 106;
 
 #define EXPECT_DENIED(...)                                                                     \
         do {                                                                                    \
@@ -557,6 +880,9 @@ Suite *bus_suite(void) {
         tcase_add_test(tc, test_power_state_follow_up);
         tcase_add_test(tc, test_policy_errors);
         tcase_add_test(tc, test_device_signals);
+        tcase_add_test(tc, test_object_manager);
+        tcase_add_test(tc, test_properties_changed_once_a_turn);
+        tcase_add_test(tc, test_removed_device_not_announced);
         tcase_add_test(tc, test_access_denied);
         tcase_add_test(tc, test_bus_policy_file);
         tcase_add_test(tc, test_harness_fake_kernel);

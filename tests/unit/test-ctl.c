@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "bus-harness.h"
+#include "bus-manager.h"
 #include "domain-xml.h"
 #include "fixture.h"
 #include "suites.h"
@@ -277,6 +278,76 @@ START_TEST(test_status_json_schema) {
         ck_assert_str_eq(jstr(json_object_array_get_idx(devices, 1), "state"), "armed");
         ck_assert(json_object_object_get_ex(json_object_array_get_idx(devices, 1), "vendor", &v) && !v);
         json_object_put(root);
+        harness_stop(&h);
+}
+END_TEST
+
+/* A monitor of the whole bus (org.freedesktop.DBus.Monitoring), connected before the program
+ * that it watches runs. */
+static sd_bus *bus_monitor_start(Harness *h) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus *bus = NULL;
+
+        ck_assert_int_ge(sd_bus_new(&bus), 0);
+        ck_assert_int_ge(sd_bus_set_address(bus, h->address), 0);
+        ck_assert_int_ge(sd_bus_set_bus_client(bus, true), 0);
+        ck_assert_int_ge(sd_bus_set_monitor(bus, true), 0);
+        ck_assert_int_ge(sd_bus_start(bus), 0);
+        ck_assert_msg(sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                         "org.freedesktop.DBus.Monitoring", "BecomeMonitor", &error, NULL, "asu",
+                                         0, 0) >= 0, "BecomeMonitor: %s", error.message ?: "-");
+        return bus;
+}
+
+/* The method calls the monitor saw go to destination, "MEMBER PATH " each, until it has seen
+ * that many replies sent to their caller (at most 10 s). */
+static void bus_monitor_calls(sd_bus *bus, const char *destination, unsigned replies, char *buf, size_t size) {
+        unsigned seen = 0;
+
+        buf[0] = 0;
+        for (int i = 0; seen < replies && i < 1000;) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+                uint8_t type;
+                int r;
+
+                r = sd_bus_process(bus, &m);
+                ck_assert_int_ge(r, 0);
+                if (!m) {
+                        if (r == 0) {
+                                (void) sd_bus_wait(bus, 10 * 1000);
+                                i++;
+                        }
+                        continue;
+                }
+                ck_assert_int_ge(sd_bus_message_get_type(m, &type), 0);
+                if (type == SD_BUS_MESSAGE_METHOD_CALL && sd_bus_message_get_destination(m) &&
+                    strcmp(sd_bus_message_get_destination(m), destination) == 0)
+                        (void) snprintf(buf + strlen(buf), size - strlen(buf), "%s %s ", sd_bus_message_get_member(m),
+                                        sd_bus_message_get_path(m));
+                else if (type == SD_BUS_MESSAGE_METHOD_RETURN || type == SD_BUS_MESSAGE_METHOD_ERROR)
+                        seen++;
+        }
+}
+
+/* status reads every device with one call, GetManagedObjects, and the manager with one GetAll,
+ * sent together: no ListDevices, no call per device, however many there are. */
+START_TEST(test_status_one_call) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *monitor = NULL;
+        char calls[1024];
+        Harness h;
+        Run r;
+
+        start(&h, WAKEUP_POLICY);
+        for (int json = 0; json < 2; json++) {
+                monitor = sd_bus_flush_close_unref(monitor);
+                monitor = bus_monitor_start(&h);
+                r = json ? CTL(&h, "--json", "status") : CTL(&h, "status");
+                expect_run(&r, 0, NULL, "");
+                run_done(&r);
+                /* Hello, the two calls to the daemon and the bus's word on its pid: 4 replies */
+                bus_monitor_calls(monitor, BUS_NAME, 4, calls, sizeof(calls));
+                ck_assert_str_eq(calls, "GetManagedObjects /org/vfiopm1 GetAll /org/vfiopm1 ");
+        }
         harness_stop(&h);
 }
 END_TEST
@@ -716,6 +787,7 @@ START_TEST(test_monitor) {
 
         ck_assert_int_eq(harness_command(&h, 'w'), 1);
         expect_event(&m, "changed " PCI " State=woken");
+        expect_event(&m, "wake " PCI " Wakes=1");
         r = CTL(&h, "release", SIM);
         expect_run(&r, 0, "", "");
         run_done(&r);
@@ -724,14 +796,13 @@ START_TEST(test_monitor) {
         r = CTL(&h, "claim", SIM);
         expect_run(&r, 0, "", "");
         run_done(&r);
-        expect_event(&m, "changed " SIM " State=idle ReleaseReason= ReleasedBy=");
-        expect_event(&m, "changed " SIM " State=armed");
+        /* released → idle → armed in one call (arm_delay_ms 0): one signal a loop turn, one line */
+        expect_event(&m, "changed " SIM " State=armed ReleaseReason= ReleasedBy=");
         ck_assert_int_eq(harness_command(&h, 'r'), 0);
         expect_event(&m, "removed " SIM);
         ck_assert_int_eq(harness_command(&h, 'a'), 0);
         expect_event(&m, "added " SIM);
-        expect_event(&m, "changed " SIM " Mode=wakeup State=idle");   /* its first decision */
-        expect_event(&m, "changed " SIM " State=armed");
+        expect_event(&m, "changed " SIM " Mode=wakeup State=armed");  /* its first decision, idle → armed */
 
         reload_bad_file(&h);
         expect_event(&m, "policy-errors - PolicyErrors=[\"\\/etc\\/vfiopmd\\/policy.d\\/60-bad.json:1:2: "
@@ -757,11 +828,14 @@ static char *monitor_next_text(Monitor *m) {
 }
 
 /* SPEC §6: monitor prints one line per event, also in text: "NAME EVENT KEY=VALUE…" after the
- * time stamp; the policy errors as a JSON array on their event's line, nothing after it. */
+ * time stamp; a wake as "NAME wake Wakes=N"; the policy errors as a JSON array on their event's
+ * line, nothing after it. */
 START_TEST(test_monitor_text) {
-        _cleanup_free_ char *present_pci = NULL, *present_sim = NULL, *errors = NULL;
+        _cleanup_free_ char *present_pci = NULL, *present_sim = NULL, *reloaded = NULL, *wake = NULL,
+                            *errors = NULL;
         Monitor m;
         Harness h;
+        Run r;
 
         NEEDS_ROOT();
         start(&h, WAKEUP_POLICY);
@@ -770,6 +844,17 @@ START_TEST(test_monitor_text) {
         ck_assert_str_eq(present_pci, PCI " present Mode=wakeup State=armed PowerState=D3hot");
         present_sim = monitor_next_text(&m);
         ck_assert_str_eq(present_sim, SIM " present Mode=wakeup State=armed PowerState=unknown");
+
+        /* a wake that re-arms in the same loop turn (rearm_delay_ms 0): State ends where it was,
+         * the wake has its line */
+        r = CTL(&h, "--runtime", "set", SIM, "rearm_delay_ms=0");
+        expect_run(&r, 0, "", "");
+        run_done(&r);
+        reloaded = monitor_next_text(&m);
+        ck_assert_str_eq(reloaded, "- policy-errors PolicyErrors=[]");
+        ck_assert_int_eq(harness_command(&h, 'W'), 1);
+        wake = monitor_next_text(&m);
+        ck_assert_str_eq(wake, SIM " wake Wakes=1");
 
         reload_bad_file(&h);
         errors = monitor_next_text(&m);
@@ -964,6 +1049,7 @@ Suite *ctl_suite(void) {
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_status_table);
         tcase_add_test(tc, test_status_json_schema);
+        tcase_add_test(tc, test_status_one_call);
         tcase_add_test(tc, test_show_and_policy);
         tcase_add_test(tc, test_set_reset);
         tcase_add_test(tc, test_release_claim_busy);

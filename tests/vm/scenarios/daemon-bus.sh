@@ -1,5 +1,5 @@
 #!/bin/bash
-# vfiopmd on the system bus, driven by vfiopmctl: status, show, policy, wake, set/reset (persistent and runtime), reload with a bad file, release (another process opens at once), claim while held elsewhere (Busy, then success), non-root callers refused, monitor end to end, daemon unreachable.
+# vfiopmd on the system bus, driven by vfiopmctl: status, GetManagedObjects, show, policy, wake (D-Bus, and a PME that re-arms at once), set/reset (persistent and runtime), reload with a bad file, release (another process opens at once), claim while held elsewhere (Busy, then success), non-root callers refused, monitor end to end, daemon unreachable.
 set -u
 . "$(dirname "$0")/lib/common.sh"
 tool=$VFIOPM_TESTS_DIR/vfio-pm-tool
@@ -60,6 +60,16 @@ grep "^$nic " /run/status.txt | grep -qE "^$nic +8086:10d3 +(0x)?020000 +wakeup 
 [ "$($ctl --json | jq '.devices | length')" = 4 ] || fail "status --json does not list 4 devices"
 pass "status: aligned table, one row per device, the same states as --json"
 
+# -- the ObjectManager: every device with its properties in one call, to anyone
+om() { busctl --system --json=short call org.vfiopm1 /org/vfiopm1 org.freedesktop.DBus.ObjectManager GetManagedObjects; }
+[ "$(om | jq '.data[0] | length')" = 4 ] || fail "GetManagedObjects: $(om)"
+[ "$(om | jq -r --arg p "$($ctl --json show "$nic" | jq -r .path)" '.data[0][$p]["org.vfiopm1.Device"].State.data')" = armed ] ||
+	fail "GetManagedObjects: no State armed for $nic: $(om)"
+[ "$(setpriv --reuid=65534 --regid=65534 --clear-groups busctl --system --json=short call org.vfiopm1 /org/vfiopm1 \
+	org.freedesktop.DBus.ObjectManager GetManagedObjects | jq '.data[0] | length')" = 4 ] ||
+	fail "GetManagedObjects as nobody"
+pass "GetManagedObjects: the 4 devices with their properties, also for nobody"
+
 # -- show, policy
 $ctl show "$nic" >/run/show.txt || fail "show failed"
 grep -qE '^ +State: armed$' /run/show.txt && grep -qE '^ +Driver: vfio-pci$' /run/show.txt ||
@@ -79,6 +89,16 @@ wait_state "$nic" armed 5000 || fail "$nic not re-armed after wake"
 wait_runtime "$nic" suspended || fail "$nic not suspended after re-arm"
 [ "$(json_field "$nic" wakes)" = "$wakes0" ] || fail "a D-Bus Wake was counted as a wake"
 pass "wake: D0, then armed again after rearm_delay_ms"
+
+# -- a wake that re-arms at once (vfio-pm-sim.0, rearm_delay_ms 0): State is armed again when the
+# daemon announces it, Wakes says it happened (the monitor's wake line, checked at the end)
+simwakes0=$(json_field vfio-pm-sim.0 wakes)
+echo 1 >/sys/bus/platform/devices/vfio-pm-sim.0/sim/pme
+for ((i = 0; i < 200; i++)); do [ "$(json_field vfio-pm-sim.0 wakes)" -gt "$simwakes0" ] && break; sleep 0.02; done
+simwakes=$(json_field vfio-pm-sim.0 wakes)
+[ "$simwakes" -gt "$simwakes0" ] || fail "vfio-pm-sim.0: a PME was not counted as a wake"
+wait_state vfio-pm-sim.0 armed || fail "vfio-pm-sim.0 not re-armed after its wake"
+pass "a PME on vfio-pm-sim.0: Wakes $simwakes0 → $simwakes, armed again at once"
 
 # -- set and reset, persistent and runtime
 before=$(policy_listing)
@@ -186,12 +206,18 @@ for ev in "changed $nic State=woken" "changed $nic State=released" "changed $nic
 		'select(.event == $e and .name == $d and .properties[$k] == $v) | 1' /run/monitor.json | wc -l)
 	[ "$n" -ge 1 ] || fail "monitor missed: $ev"
 done
+# one announcement a loop turn: the wake that re-armed in its turn is a wake line, and no woken
+n=$(jq -r --argjson n "$simwakes" 'select(.event == "wake" and .name == "vfio-pm-sim.0" and .properties.Wakes == $n) | 1' \
+	/run/monitor.json | wc -l)
+[ "$n" = 1 ] || fail "monitor: $n wake lines of vfio-pm-sim.0 with Wakes $simwakes, expected 1"
+[ "$(jq -r 'select(.name == "vfio-pm-sim.0" and .properties.State == "woken") | 1' /run/monitor.json | wc -l)" = 0 ] ||
+	fail "monitor: vfio-pm-sim.0 announced woken, though it re-armed in the same loop turn"
 # (every reload announces PolicyErrors, changed or not: look at the changes)
 [ "$(jq -r 'select(.event == "policy-errors") | .properties.PolicyErrors | length' /run/monitor.json |
 	uniq | tail -n2 | tr '\n' ' ')" = "1 0 " ] ||
 	fail "monitor: policy-errors events"
 grep -q '"daemon-stopped"' /run/monitor.json || fail "monitor missed the daemon stopping"
-pass "monitor: every state change above, the policy errors coming and going, the daemon stopping"
+pass "monitor: every state change above, the re-arming wake as one wake line, the policy errors coming and going, the daemon stopping"
 
 timeline_dump
 say "PASS"

@@ -54,6 +54,10 @@ show "re-armed after the delay, back in low power"
 kill -INT "$monitor"; wait "$monitor"
 say "vfiopmctl monitor, meanwhile:"
 sed 's/^/    /' /run/demo-monitor.txt
+for d in "${nics[0]}" vfio-pm-sim.0; do
+	grep -qE "^[0-9-]+ [0-9:.]+ $d changed State=woken( .*)?$" /run/demo-monitor.txt || fail "monitor: no woken line for $d"
+	grep -qE "^[0-9-]+ [0-9:.]+ $d wake Wakes=[1-9][0-9]*$" /run/demo-monitor.txt || fail "monitor: no wake line for $d"
+done
 
 timeline_dump
 daemon_stop
