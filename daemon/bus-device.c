@@ -176,7 +176,9 @@ static const sd_bus_vtable device_vtable[] = {
         SD_BUS_PROPERTY("ReleaseReason", "s", property_release_reason, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("ReleasedBy", "s", property_released_by, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LastError", "s", property_last_error, 0, 0),
-        SD_BUS_PROPERTY("Policy", "s", property_policy, 0, 0),
+        /* built on demand (JSON, each key with its file): not in GetAll and GetManagedObjects,
+         * where a thousand devices would build it for a status that does not show it */
+        SD_BUS_PROPERTY("Policy", "s", property_policy, 0, SD_BUS_VTABLE_PROPERTY_EXPLICIT),
         SD_BUS_VTABLE_END
 };
 

@@ -244,13 +244,23 @@ static int device_read(sd_bus_message *reply, const char *path, CtlDevice *ret) 
 
 int ctl_device_get(sd_bus *bus, const char *path, CtlDevice *ret, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ char *policy = NULL;
         int r;
 
         r = sd_bus_call_method(bus, BUS_NAME, path, "org.freedesktop.DBus.Properties", "GetAll", error,
                                &reply, "s", BUS_DEVICE_INTERFACE);
         if (r < 0)
                 return r;
-        return device_read(reply, path, ret);
+        /* Policy is an explicit property: GetAll leaves it out */
+        r = sd_bus_get_property_string(bus, BUS_NAME, path, BUS_DEVICE_INTERFACE, "Policy", error, &policy);
+        if (r < 0)
+                return r;
+        r = device_read(reply, path, ret);
+        if (r < 0)
+                return r;
+        free(ret->policy);
+        ret->policy = TAKE_PTR(policy);
+        return 0;
 }
 
 int ctl_device_get_by_name(sd_bus *bus, const char *name, CtlDevice *ret, sd_bus_error *error) {
