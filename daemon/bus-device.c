@@ -25,6 +25,8 @@ struct DeviceSeen {
         DeviceAnnounced announced;
         DeviceSeen *dirty_prev, *dirty_next;
         bool dirty;
+        bool counters_pending;          /* Wakes/Arms moved, nothing else: for the next
+                                         * bus_devices_flush_counters() */
         char name[];                    /* the table's key */
 };
 
@@ -271,6 +273,7 @@ BusDevices *bus_devices_free(BusDevices *b) {
         return NULL;
 }
 
+/* What a device shows now, but its power_state (a sysfs read): the caller's to fill in. */
 static void announced_read(DeviceAnnounced *ret, ManagedDevice *d) {
         const PmDevice *pm = managed_device_pm(d);
         PmCounters c;
@@ -279,13 +282,12 @@ static void announced_read(DeviceAnnounced *ret, ManagedDevice *d) {
         *ret = (DeviceAnnounced) {
                 .state = pm_device_state(pm),
                 .mode = pm_device_mode(pm),
-                .power_state = managed_device_power_state(d),
+                .power_state = DEVICE_POWER_UNKNOWN,
                 .release = pm_device_release_reason(pm),
                 .wakes = c.wakes,
                 .arms = c.arms,
         };
 }
-
 void bus_devices_added(BusDevices *b, ManagedDevice *d) {
         const char *name = managed_device_info(d)->name;
         DeviceSeen *s;
@@ -299,6 +301,7 @@ void bus_devices_added(BusDevices *b, ManagedDevice *d) {
         }
         strcpy(s->name, name);
         announced_read(&s->announced, d);
+        s->announced.power_state = managed_device_power_state(d);
         if (device_table_put(b->seen, s->name, s) < 0) {
                 free(s);
                 log_oom();
@@ -349,8 +352,11 @@ void bus_devices_removed(BusDevices *b, ManagedDevice *d) {
         (void) device_table_remove(b->seen, managed_device_info(d)->name);
 }
 
-/* One PropertiesChanged with what differs from the last announcement, if anything does. */
-static void device_flush(BusDevices *b, DeviceSeen *s, ManagedDevice *d) {
+/* One PropertiesChanged with what differs from the last announcement, if anything does. A wake
+ * that re-armed in the same turn moves only the counters: unless counters (the flush of the
+ * counters' window), that waits for bus_devices_flush_counters(), and costs nothing now, not even
+ * the power_state read. Returns whether it waits. */
+static bool device_flush(BusDevices *b, DeviceSeen *s, ManagedDevice *d, bool counters) {
         _cleanup_free_ char *path = NULL;
         DeviceAnnounced now, *was = &s->announced;
         char *changed[8];
@@ -358,6 +364,13 @@ static void device_flush(BusDevices *b, DeviceSeen *s, ManagedDevice *d) {
         int r;
 
         announced_read(&now, d);
+        if (!counters && now.mode == was->mode && now.state == was->state && now.release == was->release &&
+            (now.wakes != was->wakes || now.arms != was->arms)) {
+                s->counters_pending = true;
+                return true;
+        }
+        s->counters_pending = false;
+        now.power_state = managed_device_power_state(d);
         if (now.mode != was->mode)
                 changed[n++] = (char *) "Mode";
         if (now.state != was->state)
@@ -375,22 +388,41 @@ static void device_flush(BusDevices *b, DeviceSeen *s, ManagedDevice *d) {
         changed[n] = NULL;
         *was = now;
         if (n == 0)
-                return;
+                return false;
 
         r = bus_device_path(s->name, &path);
         if (r >= 0)
                 r = sd_bus_emit_properties_changed_strv(b->bus, path, BUS_DEVICE_INTERFACE, changed);
         if (r < 0)
                 log_device_warning_errno(s->name, r, "Failed to announce the device's new state on the bus, ignoring: %m");
+        return false;
 }
 
-void bus_devices_flush(BusDevices *b) {
+bool bus_devices_flush(BusDevices *b) {
+        bool pending = false;
+
         while (b->dirty_first) {
                 DeviceSeen *s = b->dirty_first;
                 ManagedDevice *d = manager_find_device(b->manager, s->name);
 
                 dirty_unlink(b, s);
+                if (d && device_flush(b, s, d, false))
+                        pending = true;
+        }
+        return pending;
+}
+
+void bus_devices_flush_counters(BusDevices *b) {
+        DeviceSeen *s;
+
+        DEVICE_TABLE_FOREACH(s, b->seen, i) {
+                ManagedDevice *d;
+
+                if (!s->counters_pending)
+                        continue;
+                d = manager_find_device(b->manager, s->name);
                 if (d)
-                        device_flush(b, s, d);
+                        (void) device_flush(b, s, d, true);
+                s->counters_pending = false;
         }
 }

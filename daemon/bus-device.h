@@ -7,8 +7,11 @@
  * PropertiesChanged: bus-manager.c forwards the manager's hooks here, which only mark the device;
  * bus_devices_flush(), once at the end of the loop turn, compares each marked device with what
  * was last announced and sends one signal with what differs. A wake that re-arms in the same turn
- * costs one signal and one power_state read, not two of each. */
+ * moves only Wakes and Arms: those wait for the counters' window (bus-manager.c, a second), so a
+ * stream of wakes costs the hot path no signal and no sysfs read, and observers still see the
+ * counts move. */
 
+#include <stdbool.h>
 #include <systemd/sd-bus.h>
 
 #include "cleanup.h"
@@ -34,6 +37,9 @@ void bus_devices_added(BusDevices *b, ManagedDevice *d);
 void bus_devices_changed(BusDevices *b, ManagedDevice *d);
 void bus_devices_removed(BusDevices *b, ManagedDevice *d);
 /* Announces every device marked since the last flush, in the order marked: one PropertiesChanged
- * each with the properties whose value differs from the last announced (none when nothing does).
- * Reads each device's power_state once. */
-void bus_devices_flush(BusDevices *b);
+ * each with the properties whose value differs from the last announced (none when nothing does),
+ * reading each one's power_state once; but a device whose only change is Wakes/Arms waits for
+ * bus_devices_flush_counters(). Returns whether one waits. */
+bool bus_devices_flush(BusDevices *b);
+/* Announces the devices that wait with their counters, as bus_devices_flush() would otherwise. */
+void bus_devices_flush_counters(BusDevices *b);

@@ -19,6 +19,7 @@ struct BusManager {
         struct event *io;
         struct event *timer;
         struct event *flush;            /* made active by a device change: runs at the turn's end */
+        struct event *counters;         /* the counters' window: armed while counts wait */
         short io_what;                  /* what io is armed with, 0: not yet */
         bool dead;                      /* the connection is gone: stop serving it */
 };
@@ -139,10 +140,30 @@ static void hook_device_changed(void *userdata, ManagedDevice *d) {
         event_active(b->flush, EV_READ, 0);
 }
 
+/* Wakes and Arms alone go out at most once a COUNTERS_WINDOW_USEC a device: under a stream of
+ * wakes that re-arm at once, the wake path sends nothing (a signal a wake cost the daemon six times
+ * the CPU of the bare re-arm loop, and dbus-daemon its share of the one CPU). The timer runs only
+ * while counts wait: an idle daemon sleeps. */
+#define COUNTERS_WINDOW_USEC (1 * USEC_PER_SEC)
+
+static void devices_flush(BusManager *b) {
+        struct timeval tv;
+
+        if (bus_devices_flush(b->devices) && !evtimer_pending(b->counters, NULL))
+                (void) evtimer_add(b->counters, timeval_store(&tv, COUNTERS_WINDOW_USEC));
+}
+
 static void on_flush(evutil_socket_t fd, short what, void *userdata) {
         BusManager *b = userdata;
 
-        bus_devices_flush(b->devices);
+        devices_flush(b);
+        bus_rearm(b);
+}
+
+static void on_counters(evutil_socket_t fd, short what, void *userdata) {
+        BusManager *b = userdata;
+
+        bus_devices_flush_counters(b->devices);
         bus_rearm(b);
 }
 
@@ -150,7 +171,7 @@ static void hook_policy_reloaded(void *userdata) {
         BusManager *b = userdata;
         int r;
 
-        bus_devices_flush(b->devices);  /* what the reload changed, then how it went */
+        devices_flush(b);       /* what the reload changed, then how it went */
         r = sd_bus_emit_properties_changed(b->bus, BUS_MANAGER_PATH, BUS_MANAGER_INTERFACE, "PolicyErrors", NULL);
         if (r < 0)
                 log_warning_errno(r, "Failed to announce the policy errors, ignoring: %m");
@@ -288,7 +309,7 @@ static int device_method(sd_bus_message *msg, BusManager *b, const char *what, D
                 return r;
         log_device_info(name, "%s, asked over D-Bus", what);
         r = op(managed_device_pm(d));
-        bus_devices_flush(b->devices);          /* the signals of what it changed before its reply */
+        devices_flush(b);       /* the signals of what it changed before its reply */
         if (r < 0)
                 return device_error(name, what, r, managed_device_pm(d), error);
         return sd_bus_reply_method_return(msg, NULL);
@@ -313,7 +334,7 @@ static int group_method(sd_bus_message *msg, BusManager *b, const char *what, Gr
                 return r;
         log_device_info(name, "%s, asked over D-Bus", what);
         r = op(b->manager, name, &also);
-        bus_devices_flush(b->devices);          /* the signals of what it changed before its reply */
+        devices_flush(b);       /* the signals of what it changed before its reply */
         for (char **p = also; p && *p; p++)
                 free(*p);
         free(also);
@@ -344,7 +365,7 @@ static int method_wake(sd_bus_message *msg, void *userdata, sd_bus_error *error)
 static int reload(BusManager *b, sd_bus_error *error) {
         int r = manager_reload(b->manager);
 
-        bus_devices_flush(b->devices);          /* the signals of what it changed before the reply */
+        devices_flush(b);       /* the signals of what it changed before the reply */
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "Failed to reload the policy: %s", strerror(-r));
         return 0;
@@ -494,7 +515,8 @@ int bus_manager_new(Manager *m, sd_bus *bus, BusManager **ret) {
         b->io = event_new(base, -1, 0, on_bus_io, b);
         b->timer = evtimer_new(base, on_bus_timer, b);
         b->flush = event_new(base, -1, 0, on_flush, b);
-        if (!b->io || !b->timer || !b->flush)
+        b->counters = evtimer_new(base, on_counters, b);
+        if (!b->io || !b->timer || !b->flush || !b->counters)
                 return -ENOMEM;
         if (sd_bus_get_fd(bus) < 0)
                 return -ENOTCONN;
@@ -530,7 +552,8 @@ BusManager *bus_manager_free(BusManager *b) {
                 manager_set_hooks(b->manager, NULL);
                 /* the loop may have stopped before the turn's flush: what moved still goes out
                  * (the owner flushes the connection) */
-                bus_devices_flush(b->devices);
+                (void) bus_devices_flush(b->devices);
+                bus_devices_flush_counters(b->devices);
         }
         if (b->io)
                 event_free(b->io);
@@ -538,6 +561,8 @@ BusManager *bus_manager_free(BusManager *b) {
                 event_free(b->timer);
         if (b->flush)
                 event_free(b->flush);
+        if (b->counters)
+                event_free(b->counters);
         b->devices = bus_devices_free(b->devices);
         sd_bus_slot_unref(b->object_manager_slot);
         sd_bus_slot_unref(b->vtable_slot);
