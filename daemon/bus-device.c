@@ -398,6 +398,22 @@ static bool device_flush(BusDevices *b, DeviceSeen *s, ManagedDevice *d, bool co
         return false;
 }
 
+void bus_devices_baseline(BusDevices *b) {
+        DeviceSeen *s;
+
+        while (b->dirty_first)
+                dirty_unlink(b, b->dirty_first);
+        DEVICE_TABLE_FOREACH(s, b->seen, i) {
+                ManagedDevice *d = manager_find_device(b->manager, s->name);
+
+                if (!d)
+                        continue;
+                announced_read(&s->announced, d);
+                s->announced.power_state = managed_device_power_state(d);
+                s->counters_pending = false;
+        }
+}
+
 bool bus_devices_flush(BusDevices *b) {
         bool pending = false;
 

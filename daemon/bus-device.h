@@ -41,5 +41,8 @@ void bus_devices_removed(BusDevices *b, ManagedDevice *d);
  * reading each one's power_state once; but a device whose only change is Wakes/Arms waits for
  * bus_devices_flush_counters(). Returns whether one waits. */
 bool bus_devices_flush(BusDevices *b);
+/* What every device shows now becomes the last announced, nothing is marked: before the name is
+ * taken, nothing was announced. */
+void bus_devices_baseline(BusDevices *b);
 /* Announces the devices that wait with their counters, as bus_devices_flush() would otherwise. */
 void bus_devices_flush_counters(BusDevices *b);

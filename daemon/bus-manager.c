@@ -22,6 +22,7 @@ struct BusManager {
         struct event *counters;         /* the counters' window: armed while counts wait */
         short io_what;                  /* what io is armed with, 0: not yet */
         bool dead;                      /* the connection is gone: stop serving it */
+        bool named;                     /* org.vfiopm1 is taken: announcements begin */
 };
 
 /* ---- the connection in the loop --------------------------------------------------------- */
@@ -112,10 +113,15 @@ static void emit_device_signals(BusManager *b, ManagedDevice *d, bool added) {
                 log_device_warning_errno(name, r, "Failed to send %s, ignoring: %m", member);
 }
 
+/* The devices present at start are not announced one by one (two signals each, a thousand
+ * devices' worth of messages queued at once): the name appearing announces them, and a client
+ * reads them with GetManagedObjects, as for any ObjectManager that comes up. */
 static void hook_device_added(void *userdata, ManagedDevice *d) {
         BusManager *b = userdata;
 
         bus_devices_added(b->devices, d);
+        if (!b->named)
+                return;
         emit_device_signals(b, d, true);
         bus_rearm(b);
 }
@@ -123,7 +129,8 @@ static void hook_device_added(void *userdata, ManagedDevice *d) {
 static void hook_device_removed(void *userdata, ManagedDevice *d) {
         BusManager *b = userdata;
 
-        emit_device_signals(b, d, false);
+        if (b->named)
+                emit_device_signals(b, d, false);
         bus_devices_removed(b->devices, d);
         bus_rearm(b);
 }
@@ -574,7 +581,12 @@ BusManager *bus_manager_free(BusManager *b) {
 int bus_manager_request_name(BusManager *b) {
         int r;
 
+        /* what the devices show now is where announcements start from: their first decisions
+         * were never announced, and need not be */
+        bus_devices_baseline(b->devices);
         r = sd_bus_request_name(b->bus, BUS_NAME, 0);
+        if (r >= 0)
+                b->named = true;
         bus_rearm(b);           /* the synchronous call may have queued other messages */
         return r;
 }
