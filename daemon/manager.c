@@ -62,6 +62,7 @@ struct Manager {
         /* STATUS=: the devices in the table by state, kept as they change (nothing walks the table
          * on a change), sent once a loop turn and only when its text changed */
         size_t count[_PM_STATE_MAX];
+        size_t count_sent[_PM_STATE_MAX];       /* the counts status_sent says */
         struct event *status_event;
         char status_sent[256];
 };
@@ -187,6 +188,10 @@ static void on_status_flush(evutil_socket_t fd, short what, void *userdata) {
 
         if (!m->started)
                 return;
+        /* a wake re-armed in the same turn leaves the counts as they were: not even formatted */
+        if (m->status_sent[0] && memcmp(m->count, m->count_sent, sizeof(m->count)) == 0)
+                return;
+        memcpy(m->count_sent, m->count, sizeof(m->count));
         (void) pm_state_counts_format(m->count, buf + off, sizeof(buf) - off);
         if (strcmp(buf, m->status_sent) == 0)
                 return;
