@@ -22,7 +22,7 @@ row() {
 # and f (floor); a miss fails the run when enforced
 check() {
 	local verdict
-	if awk -v v="$2" -v f="$3" "BEGIN { exit !($5) }"; then verdict=ok
+	if [[ $2 =~ ^[0-9.]+$ ]] && awk -v v="$2" -v f="$3" "BEGIN { exit !($5) }"; then verdict=ok
 	elif [ "$enforce" = 1 ]; then verdict=MISSED; missed=$((missed + 1))
 	else verdict="missed (smoke: not enforced)"; fi
 	row "$1" "$2" "$3" "$4" "$verdict"
@@ -53,7 +53,14 @@ strace_calls() {
 	shift 2
 	strace -c -q -f -p "$pid" -o "$out" &
 	spid=$!
-	sleep 1
+	# attached (TracerPid set) before the stream starts
+	local i
+	for ((i = 0; i < 100; i++)); do
+		[ "$(awk '/^TracerPid/ { print $2 }' "/proc/$pid/status")" != 0 ] && break
+		sleep 0.1
+	done
+	[ "$i" -lt 100 ] || fail "strace did not attach to $pid"
+	sleep 0.5
 	"$@" >/dev/null || fail "'$*' failed"
 	sleep 1
 	kill -INT "$spid"; wait "$spid"
