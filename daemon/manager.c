@@ -177,6 +177,10 @@ static void hook_device_changed(Manager *m, ManagedDevice *d) {
         if (!d || !m->hooks.device_changed)
                 return;
         m->hooks.device_changed(m->hooks.userdata, d);
+        /* the first follow-up is pending already: a burst of changes (a stream of wakes) is
+         * followed up once, 100 ms after its first change, not re-timed at each */
+        if (d->power_step == 0 && evtimer_pending(d->power_follow, NULL))
+                return;
         d->power_step = 0;
         power_follow_schedule(d);
 }
