@@ -75,6 +75,7 @@ int handoff_run(HandoffOp op, char *const *names, size_t n, const char *program,
 
         for (size_t i = 0; i < n; i++) {
                 const char *name = names[i];
+                bool came_up = false;
 
                 for (;;) {
                         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -111,6 +112,12 @@ int handoff_run(HandoffOp op, char *const *names, size_t n, const char *program,
                         }
                         /* no daemon: is systemd bringing one (back) up? */
                         if (!unit_in_transition(bus, state, sizeof(state))) {
+                                /* it came up between the call and the look at its unit (the name
+                                 * is taken before READY=1): ask it, once */
+                                if (waited && !came_up && strcmp(state, "active") == 0) {
+                                        came_up = true;
+                                        continue;
+                                }
                                 fprintf(stderr, "%s: %s: %s; nothing %s\n", program, subject,
                                         ctl_error_text(r, &error), verb);
                                 return failed && op == HANDOFF_RELEASE ? 1 : 0;
