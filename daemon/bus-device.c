@@ -53,7 +53,8 @@ static const char *str_or_empty(const char *s) {
         static int function(sd_bus *bus, const char *path, const char *interface,               \
                             const char *property, sd_bus_message *reply, void *userdata,        \
                             sd_bus_error *error) {                                               \
-                return sd_bus_message_append(reply, "s", str_or_empty(managed_device_info(userdata)->field)); \
+                return sd_bus_message_append_basic(reply, 's',                                   \
+                                                   str_or_empty(managed_device_info(userdata)->field)); \
         }
 
 DEFINE_INFO_STRING_PROPERTY(property_name, name)
@@ -70,29 +71,32 @@ static int property_iommu_group(sd_bus *bus, const char *path, const char *inter
 
         if (group >= 0)
                 (void) snprintf(buf, sizeof(buf), "%d", group);
-        return sd_bus_message_append(reply, "s", buf);
+        return sd_bus_message_append_basic(reply, 's', buf);
 }
 
 static int property_mode(sd_bus *bus, const char *path, const char *interface, const char *property,
                          sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        return sd_bus_message_append(reply, "s", policy_mode_to_string(pm_device_mode(managed_device_pm(userdata))));
+        return sd_bus_message_append_basic(reply, 's',
+                                           policy_mode_to_string(pm_device_mode(managed_device_pm(userdata))));
 }
 
 static int property_state(sd_bus *bus, const char *path, const char *interface, const char *property,
                           sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        return sd_bus_message_append(reply, "s", pm_state_to_string(pm_device_state(managed_device_pm(userdata))));
+        return sd_bus_message_append_basic(reply, 's',
+                                           pm_state_to_string(pm_device_state(managed_device_pm(userdata))));
 }
 
 static int property_power_state(sd_bus *bus, const char *path, const char *interface, const char *property,
                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        return sd_bus_message_append(reply, "s", device_power_state_to_string(managed_device_power_state(userdata)));
+        return sd_bus_message_append_basic(reply, 's',
+                                           device_power_state_to_string(managed_device_power_state(userdata)));
 }
 
 static int property_runtime_status(sd_bus *bus, const char *path, const char *interface, const char *property,
                                    sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         char buf[DEVICE_RUNTIME_STATUS_MAX];
 
-        return sd_bus_message_append(reply, "s", managed_device_runtime_status(userdata, buf));
+        return sd_bus_message_append_basic(reply, 's', managed_device_runtime_status(userdata, buf));
 }
 
 static int property_counter(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -109,7 +113,7 @@ static int property_counter(sd_bus *bus, const char *path, const char *interface
                 v = c.low_power_usec;
         else
                 v = c.last_wake_realtime_usec;
-        return sd_bus_message_append(reply, "t", v);
+        return sd_bus_message_append_basic(reply, 't', &v);
 }
 
 static int property_kernel_suspended_msec(sd_bus *bus, const char *path, const char *interface,
@@ -118,23 +122,24 @@ static int property_kernel_suspended_msec(sd_bus *bus, const char *path, const c
         uint64_t msec = 0;
 
         (void) pm_device_kernel_suspended_msec(managed_device_pm(userdata), &msec);
-        return sd_bus_message_append(reply, "t", msec);
+        return sd_bus_message_append_basic(reply, 't', &msec);
 }
 
 static int property_last_error(sd_bus *bus, const char *path, const char *interface, const char *property,
                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        return sd_bus_message_append(reply, "s", str_or_empty(pm_device_last_error(managed_device_pm(userdata))));
+        return sd_bus_message_append_basic(reply, 's',
+                                           str_or_empty(pm_device_last_error(managed_device_pm(userdata))));
 }
 
 static int property_release_reason(sd_bus *bus, const char *path, const char *interface, const char *property,
                                    sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        return sd_bus_message_append(reply, "s",
-                                     pm_release_to_string(pm_device_release_reason(managed_device_pm(userdata))));
+        return sd_bus_message_append_basic(reply, 's',
+                                           pm_release_to_string(pm_device_release_reason(managed_device_pm(userdata))));
 }
 
 static int property_released_by(sd_bus *bus, const char *path, const char *interface, const char *property,
                                 sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        return sd_bus_message_append(reply, "s", str_or_empty(managed_device_released_by(userdata)));
+        return sd_bus_message_append_basic(reply, 's', str_or_empty(managed_device_released_by(userdata)));
 }
 
 static int property_policy(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -145,11 +150,67 @@ static int property_policy(sd_bus *bus, const char *path, const char *interface,
 
         /* no evaluation has succeeded yet: JSON null, still valid JSON for a parser */
         if (!p)
-                return sd_bus_message_append(reply, "s", "null");
+                return sd_bus_message_append_basic(reply, 's', "null");
         r = effective_policy_to_json(p, &json);
         if (r < 0)
                 return r;
-        return sd_bus_message_append(reply, "s", json);
+        return sd_bus_message_append_basic(reply, 's', json);
+}
+
+/* ---- the listings ----------------------------------------------------------------------- */
+
+/* Opens reply's array of contents, for every device of the manager (into devices and n). */
+static int devices_array_open(BusDevices *b, sd_bus_message *reply, const char *contents, ManagedDevice ***devices,
+                              size_t *n) {
+        int r;
+
+        r = manager_devices(b->manager, devices, n);
+        if (r < 0)
+                return r;
+        return sd_bus_message_open_container(reply, 'a', contents);
+}
+
+int bus_devices_append_names(BusDevices *b, sd_bus_message *reply) {
+        ManagedDevice **devices;
+        size_t n;
+        int r;
+
+        r = devices_array_open(b, reply, "(so)", &devices, &n);
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                const char *name = managed_device_info(devices[i])->name;
+                _cleanup_free_ char *path = NULL;
+
+                r = bus_device_path(name, &path);
+                if (r >= 0)
+                        r = sd_bus_message_append(reply, "(so)", name, path);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        return r;
+}
+
+int bus_devices_append_states(BusDevices *b, sd_bus_message *reply) {
+        ManagedDevice **devices;
+        size_t n;
+        int r;
+
+        r = devices_array_open(b, reply, "(" BUS_DEVICE_STATE_SIGNATURE ")", &devices, &n);
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                const DeviceInfo *info = managed_device_info(devices[i]);
+                const PmDevice *pm = managed_device_pm(devices[i]);
+                PmCounters c;
+
+                pm_device_counters(pm, &c);
+                r = sd_bus_message_append(reply, "(" BUS_DEVICE_STATE_SIGNATURE ")", info->name,
+                                          str_or_empty(info->vendor), str_or_empty(info->device_id),
+                                          str_or_empty(info->class), policy_mode_to_string(pm_device_mode(pm)),
+                                          pm_state_to_string(pm_device_state(pm)),
+                                          device_power_state_to_string(managed_device_power_state(devices[i])),
+                                          c.wakes, c.low_power_usec);
+        }
+        if (r >= 0)
+                r = sd_bus_message_close_container(reply);
+        return r;
 }
 
 /* Identity is constant for an object's life, but for Driver: a device that changes driver leaves

@@ -25,6 +25,16 @@ int bus_device_path(const char *name, char **ret);
 
 typedef struct BusDevices BusDevices;
 
+/* Manager.ListDevices()'s answer: the a(so) of every device (name, object path), in name order. */
+int bus_devices_append_names(BusDevices *b, sd_bus_message *reply);
+
+/* Manager.ListDeviceStates()'s row: what vfiopmctl status shows of a device (name, vendor,
+ * device_id, class, mode, state, power_state, wakes, low_power_usec), as the Device properties
+ * of those names say it. */
+#define BUS_DEVICE_STATE_SIGNATURE "ssssssstt"
+/* Appends the a(ssssssstt) of every device, in name order. */
+int bus_devices_append_states(BusDevices *b, sd_bus_message *reply);
+
 /* Adds the objects to bus (they exist at once, for every device the manager has). */
 int bus_devices_new(sd_bus *bus, Manager *m, BusDevices **ret);
 BusDevices *bus_devices_free(BusDevices *b);

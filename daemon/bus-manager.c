@@ -231,37 +231,26 @@ static int device_error(const char *name, const char *what, int r, PmDevice *pm,
 
 /* ---- read methods and properties -------------------------------------------------------- */
 
-static int method_list_devices(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-        BusManager *b = userdata;
+/* Answers msg with what append puts in a reply. */
+static int reply_device_list(sd_bus_message *msg, BusManager *b, int (*append)(BusDevices *, sd_bus_message *)) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        ManagedDevice **devices;
-        size_t n;
         int r;
 
-        r = manager_devices(b->manager, &devices, &n);
-        if (r < 0)
-                return r;
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r < 0)
                 return r;
-        r = sd_bus_message_open_container(reply, 'a', "(so)");
-        if (r < 0)
-                return r;
-        for (size_t i = 0; i < n; i++) {
-                const char *name = managed_device_info(devices[i])->name;
-                _cleanup_free_ char *path = NULL;
-
-                r = bus_device_path(name, &path);
-                if (r < 0)
-                        return r;
-                r = sd_bus_message_append(reply, "(so)", name, path);
-                if (r < 0)
-                        return r;
-        }
-        r = sd_bus_message_close_container(reply);
+        r = append(b->devices, reply);
         if (r < 0)
                 return r;
         return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_list_devices(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return reply_device_list(msg, userdata, bus_devices_append_names);
+}
+
+static int method_list_device_states(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+        return reply_device_list(msg, userdata, bus_devices_append_states);
 }
 
 static int method_get_device(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -474,6 +463,9 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_PROPERTY("PolicyErrors", "as", property_policy_errors, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("ListDevices", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(so)", devices),
                                 method_list_devices, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ListDeviceStates", SD_BUS_NO_ARGS,
+                                SD_BUS_RESULT("a(" BUS_DEVICE_STATE_SIGNATURE ")", devices),
+                                method_list_device_states, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("GetDevice", SD_BUS_ARGS("s", name), SD_BUS_RESULT("o", path),
                                 method_get_device, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Claim", SD_BUS_ARGS("s", name), SD_BUS_NO_RESULT,

@@ -9,9 +9,10 @@
  * GetManagedObjects answers with every device and its properties; InterfacesAdded and
  * InterfacesRemoved go out beside DeviceAdded and DeviceRemoved.
  *
- * Reads (properties, ListDevices, GetDevice, GetManagedObjects, Introspect) are open to everyone. Every method that
- * changes something checks the sender's effective uid from its credentials and answers
- * org.freedesktop.DBus.Error.AccessDenied, changing nothing, unless it is 0.
+ * Reads (properties, ListDevices, ListDeviceStates, GetDevice, GetManagedObjects, Introspect) are
+ * open to everyone. Every method that changes something checks the sender's effective uid from
+ * its credentials and answers org.freedesktop.DBus.Error.AccessDenied, changing nothing, unless
+ * it is 0.
  *
  * SetPolicy(name, rule_json, runtime) writes the per-device file 90-dbus-<name>.json into the last
  * policy directory (runtime) or the one before it (persistent), creating the directory if needed:

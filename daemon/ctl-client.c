@@ -1,3 +1,4 @@
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -124,30 +125,38 @@ const char *ctl_error_text(int r, const sd_bus_error *error) {
 
 /* ---- devices ---------------------------------------------------------------------------- */
 
-void ctl_device_done(CtlDevice *d) {
-        char **strings[] = {
-                &d->path, &d->name, &d->vendor, &d->device_id, &d->class, &d->driver, &d->iommu_group,
-                &d->mode, &d->state, &d->power_state, &d->runtime_status, &d->release_reason,
-                &d->released_by, &d->last_error, &d->policy,
-        };
+/* CtlDevice's strings, in its order. */
+#define DEVICE_STRINGS(d)                                                                          \
+        {                                                                                          \
+                &(d)->path, &(d)->name, &(d)->vendor, &(d)->device_id, &(d)->class, &(d)->driver,  \
+                &(d)->iommu_group, &(d)->mode, &(d)->state, &(d)->power_state, &(d)->runtime_status, \
+                &(d)->release_reason, &(d)->released_by, &(d)->last_error, &(d)->policy,           \
+        }
+#define N_DEVICE_STRINGS 15
 
-        for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
-                free(*strings[i]);
+void ctl_device_done(CtlDevice *d) {
+        char **strings[N_DEVICE_STRINGS] = DEVICE_STRINGS(d);
+
+        for (size_t i = 0; i < N_DEVICE_STRINGS; i++) {
+                if (!d->block)
+                        free(*strings[i]);
                 *strings[i] = NULL;
         }
+        free(d->block);
+        d->block = NULL;
 }
 
 /* Reads one value of a dictionary entry whose key is key, at the reply's read position. */
 typedef int (*DictEntryRead)(sd_bus_message *reply, const char *key, void *userdata);
 
 /* The dictionary at the reply's read position, of entries with contents entry ("sv",
- * "sa{sv}", "oa{sa{sv}}": a string or object path key), each value read by read. */
-static int dict_read(sd_bus_message *reply, const char *entry, DictEntryRead read, void *userdata) {
-        char array[32];
+ * "sa{sv}", "oa{sa{sv}}": a string or object path key; array is "{" entry "}"), each value
+ * read by read. */
+static int dict_read(sd_bus_message *reply, const char *array, const char *entry, DictEntryRead read,
+                     void *userdata) {
         const char *key;
         int r;
 
-        (void) snprintf(array, sizeof(array), "{%s}", entry);
         r = sd_bus_message_enter_container(reply, 'a', array);
         while (r >= 0) {
                 r = sd_bus_message_enter_container(reply, 'e', entry);
@@ -164,56 +173,97 @@ static int dict_read(sd_bus_message *reply, const char *entry, DictEntryRead rea
         return r;
 }
 
-/* A property of org.vfiopm1.Device into the CtlDevice userdata. */
+#define DICT_SV "{sv}", "sv"
+
+/* org.vfiopm1.Device's properties as CtlDevice fields: a string (char *) or a counter (uint64_t). */
+static const struct {
+        const char *property;
+        char type;                      /* 's' or 't' */
+        size_t offset;
+} device_properties[] = {
+        { "Name", 's', offsetof(CtlDevice, name) },
+        { "Vendor", 's', offsetof(CtlDevice, vendor) },
+        { "DeviceId", 's', offsetof(CtlDevice, device_id) },
+        { "Class", 's', offsetof(CtlDevice, class) },
+        { "Driver", 's', offsetof(CtlDevice, driver) },
+        { "IommuGroup", 's', offsetof(CtlDevice, iommu_group) },
+        { "Mode", 's', offsetof(CtlDevice, mode) },
+        { "State", 's', offsetof(CtlDevice, state) },
+        { "PowerState", 's', offsetof(CtlDevice, power_state) },
+        { "RuntimeStatus", 's', offsetof(CtlDevice, runtime_status) },
+        { "Wakes", 't', offsetof(CtlDevice, wakes) },
+        { "Arms", 't', offsetof(CtlDevice, arms) },
+        { "LowPowerUsec", 't', offsetof(CtlDevice, low_power_usec) },
+        { "KernelSuspendedMsec", 't', offsetof(CtlDevice, kernel_suspended_msec) },
+        { "LastWakeRealtimeUsec", 't', offsetof(CtlDevice, last_wake_realtime_usec) },
+        { "ReleaseReason", 's', offsetof(CtlDevice, release_reason) },
+        { "ReleasedBy", 's', offsetof(CtlDevice, released_by) },
+        { "LastError", 's', offsetof(CtlDevice, last_error) },
+        { "Policy", 's', offsetof(CtlDevice, policy) },
+};
+#define N_DEVICE_PROPERTIES (sizeof(device_properties) / sizeof(device_properties[0]))
+
+/* A CtlDevice being read, and where the next property is looked for first: the daemon sends
+ * them in its vtable's order, which is device_properties' order, so that one comparison finds
+ * each (any order works). */
+typedef struct DeviceRead {
+        CtlDevice *device;
+        size_t next;
+} DeviceRead;
+
+static int property_index(DeviceRead *dr, const char *property) {
+        for (size_t k = 0; k < N_DEVICE_PROPERTIES; k++) {
+                size_t i = (dr->next + k) % N_DEVICE_PROPERTIES;
+
+                if (strcmp(property, device_properties[i].property) == 0) {
+                        dr->next = i + 1;
+                        return (int) i;
+                }
+        }
+        return -1;
+}
+
+/* A property of org.vfiopm1.Device into the DeviceRead userdata's device. */
 static int read_property(sd_bus_message *reply, const char *property, void *userdata) {
-        CtlDevice *d = userdata;
-        static const struct {
-                const char *property;
-                size_t offset;
-        } strings[] = {
-                { "Name", offsetof(CtlDevice, name) },
-                { "Vendor", offsetof(CtlDevice, vendor) },
-                { "DeviceId", offsetof(CtlDevice, device_id) },
-                { "Class", offsetof(CtlDevice, class) },
-                { "Driver", offsetof(CtlDevice, driver) },
-                { "IommuGroup", offsetof(CtlDevice, iommu_group) },
-                { "Mode", offsetof(CtlDevice, mode) },
-                { "State", offsetof(CtlDevice, state) },
-                { "PowerState", offsetof(CtlDevice, power_state) },
-                { "RuntimeStatus", offsetof(CtlDevice, runtime_status) },
-                { "ReleaseReason", offsetof(CtlDevice, release_reason) },
-                { "ReleasedBy", offsetof(CtlDevice, released_by) },
-                { "LastError", offsetof(CtlDevice, last_error) },
-                { "Policy", offsetof(CtlDevice, policy) },
-        }, counters[] = {
-                { "Wakes", offsetof(CtlDevice, wakes) },
-                { "Arms", offsetof(CtlDevice, arms) },
-                { "LowPowerUsec", offsetof(CtlDevice, low_power_usec) },
-                { "KernelSuspendedMsec", offsetof(CtlDevice, kernel_suspended_msec) },
-                { "LastWakeRealtimeUsec", offsetof(CtlDevice, last_wake_realtime_usec) },
-        };
-        int r;
+        DeviceRead *dr = userdata;
+        int i = property_index(dr, property), r;
+        uint8_t *field;
+        const char *s;
 
-        for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
-                if (strcmp(property, strings[i].property) == 0) {
-                        char **field = (char **) ((uint8_t *) d + strings[i].offset);
-                        const char *s;
-
-                        r = sd_bus_message_read(reply, "v", "s", &s);
-                        if (r < 0)
-                                return r;
-                        free(*field);
-                        *field = strdup(s);
-                        return *field ? 1 : -ENOMEM;
-                }
-        for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
-                if (strcmp(property, counters[i].property) == 0) {
-                        r = sd_bus_message_read(reply, "v", "t", (uint64_t *) ((uint8_t *) d + counters[i].offset));
-                        return r < 0 ? r : 1;
-                }
         /* A property this client does not know (a newer daemon): skip it. */
-        r = sd_bus_message_skip(reply, "v");
-        return r < 0 ? r : 0;
+        if (i < 0) {
+                r = sd_bus_message_skip(reply, "v");
+                return r < 0 ? r : 0;
+        }
+        field = (uint8_t *) dr->device + device_properties[i].offset;
+        r = sd_bus_message_enter_container(reply, 'v', device_properties[i].type == 's' ? "s" : "t");
+        if (r < 0)
+                return r;
+        if (device_properties[i].type == 't')
+                r = sd_bus_message_read_basic(reply, 't', field);
+        else {
+                r = sd_bus_message_read_basic(reply, 's', &s);
+                if (r >= 0) {
+                        free(*(char **) field);
+                        *(char **) field = strdup(s);
+                        if (!*(char **) field)
+                                r = -ENOMEM;
+                }
+        }
+        if (r >= 0)
+                r = sd_bus_message_exit_container(reply);
+        return r < 0 ? r : 1;
+}
+
+/* A daemon that answered at all has every string property: absent ones become "". -ENOMEM if
+ * that fails (a strdup() that failed before leaves a NULL too). */
+static int device_fill_strings(CtlDevice *d) {
+        char **strings[N_DEVICE_STRINGS] = DEVICE_STRINGS(d);
+
+        for (size_t i = 0; i < N_DEVICE_STRINGS; i++)
+                if (!*strings[i] && !(*strings[i] = strdup("")))
+                        return -ENOMEM;
+        return 0;
 }
 
 /* One a{sv} of org.vfiopm1.Device, at the reply's read position, as the device at path. */
@@ -224,16 +274,9 @@ static int device_read(sd_bus_message *reply, const char *path, CtlDevice *ret) 
         d.path = strdup(path);
         if (!d.path)
                 return -ENOMEM;
-        r = dict_read(reply, "sv", read_property, &d);
-        /* A daemon that answered at all has every string property: make absent ones "". */
-        char **strings[] = {
-                &d.name, &d.vendor, &d.device_id, &d.class, &d.driver, &d.iommu_group, &d.mode,
-                &d.state, &d.power_state, &d.runtime_status, &d.release_reason, &d.released_by,
-                &d.last_error, &d.policy,
-        };
-        for (size_t i = 0; r >= 0 && i < sizeof(strings) / sizeof(strings[0]); i++)
-                if (!*strings[i] && !(*strings[i] = strdup("")))
-                        r = -ENOMEM;
+        r = dict_read(reply, DICT_SV, read_property, &(DeviceRead) { .device = &d });
+        if (r >= 0)
+                r = device_fill_strings(&d);
         if (r < 0) {
                 ctl_device_done(&d);
                 return r;
@@ -285,23 +328,36 @@ void ctl_devices_free(CtlDevice *devices, size_t n) {
 
 typedef struct DeviceList {
         CtlDevice *devices;
-        size_t n;
+        size_t n, allocated;
         const char *path;               /* of the object being read */
 } DeviceList;
+
+static int device_list_grow(DeviceList *l) {
+        CtlDevice *grown;
+        size_t allocated;
+
+        if (l->n < l->allocated)
+                return 0;
+        allocated = l->allocated ? 2 * l->allocated : 16;
+        grown = reallocarray(l->devices, allocated, sizeof(*l->devices));
+        if (!grown)
+                return -ENOMEM;
+        l->devices = grown;
+        l->allocated = allocated;
+        return 0;
+}
 
 /* One interface of an object of GetManagedObjects: org.vfiopm1.Device's properties make a device. */
 static int read_interface(sd_bus_message *reply, const char *interface, void *userdata) {
         DeviceList *l = userdata;
-        CtlDevice *grown;
         int r;
 
         if (strcmp(interface, BUS_DEVICE_INTERFACE) != 0)
                 return sd_bus_message_skip(reply, "a{sv}");
-        grown = reallocarray(l->devices, l->n + 1, sizeof(*l->devices));
-        if (!grown)
-                return -ENOMEM;
-        l->devices = grown;
-        r = device_read(reply, l->path, &grown[l->n]);
+        r = device_list_grow(l);
+        if (r < 0)
+                return r;
+        r = device_read(reply, l->path, &l->devices[l->n]);
         if (r >= 0)
                 l->n++;
         return r;
@@ -311,11 +367,20 @@ static int read_object(sd_bus_message *reply, const char *path, void *userdata) 
         DeviceList *l = userdata;
 
         l->path = path;
-        return dict_read(reply, "sa{sv}", read_interface, l);
+        return dict_read(reply, "{sa{sv}}", "sa{sv}", read_interface, l);
 }
 
 static int device_compare(const void *a, const void *b) {
         return strcmp(((const CtlDevice *) a)->name, ((const CtlDevice *) b)->name);
+}
+
+/* Sorted by name: the daemon lists them so already, which is only checked then. */
+static void devices_sort(CtlDevice *devices, size_t n) {
+        for (size_t i = 1; i < n; i++)
+                if (device_compare(&devices[i - 1], &devices[i]) > 0) {
+                        qsort(devices, n, sizeof(*devices), device_compare);
+                        return;
+                }
 }
 
 /* GetManagedObjects' reply: every device, sorted by name as ListDevices lists them. */
@@ -323,13 +388,12 @@ static int devices_read(sd_bus_message *reply, CtlDevice **ret, size_t *ret_n) {
         DeviceList l = {};
         int r;
 
-        r = dict_read(reply, "oa{sa{sv}}", read_object, &l);
+        r = dict_read(reply, "{oa{sa{sv}}}", "oa{sa{sv}}", read_object, &l);
         if (r < 0) {
                 ctl_devices_free(l.devices, l.n);
                 return r;
         }
-        if (l.n > 1)
-                qsort(l.devices, l.n, sizeof(*l.devices), device_compare);
+        devices_sort(l.devices, l.n);
         *ret = l.devices;
         *ret_n = l.n;
         return 0;
@@ -346,6 +410,71 @@ int ctl_devices_get(sd_bus *bus, CtlDevice **ret, size_t *ret_n, sd_bus_error *e
         if (r < 0)
                 return r;
         return devices_read(reply, ret, ret_n);
+}
+
+/* Copies the n strings values into one allocation, d->block, as fields (of d); every other string
+ * of d is "" there too. */
+static int device_strings_block(CtlDevice *d, const char *const *values, char **const *fields, size_t n) {
+        char **strings[N_DEVICE_STRINGS] = DEVICE_STRINGS(d);
+        size_t size = 1, lengths[N_DEVICE_STRINGS];
+        char *p;
+
+        assert(n <= N_DEVICE_STRINGS);
+        for (size_t i = 0; i < n; i++)
+                size += (lengths[i] = strlen(values[i])) + 1;
+        d->block = p = malloc(size);
+        if (!p)
+                return -ENOMEM;
+        *p = 0;
+        for (size_t i = 0; i < N_DEVICE_STRINGS; i++)
+                *strings[i] = p;                /* "" */
+        p++;
+        for (size_t i = 0; i < n; i++) {
+                memcpy(p, values[i], lengths[i] + 1);
+                *fields[i] = p;
+                p += lengths[i] + 1;
+        }
+        return 0;
+}
+
+/* ListDeviceStates' reply: every device with what status shows of it (the other fields ""). */
+static int device_states_read(sd_bus_message *reply, CtlDevice **ret, size_t *ret_n) {
+        DeviceList l = {};
+        int r;
+
+        r = sd_bus_message_enter_container(reply, 'a', "(" BUS_DEVICE_STATE_SIGNATURE ")");
+        while (r >= 0) {
+                const char *name, *vendor, *device_id, *class, *mode, *state, *power_state;
+                uint64_t wakes, low_power_usec;
+                CtlDevice *d;
+
+                r = sd_bus_message_read(reply, "(" BUS_DEVICE_STATE_SIGNATURE ")", &name, &vendor, &device_id,
+                                        &class, &mode, &state, &power_state, &wakes, &low_power_usec);
+                if (r <= 0)
+                        break;
+                r = device_list_grow(&l);
+                if (r < 0)
+                        break;
+                d = &l.devices[l.n];
+                *d = (CtlDevice) { .wakes = wakes, .low_power_usec = low_power_usec };
+                r = device_strings_block(d, (const char *[]) { name, vendor, device_id, class, mode, state,
+                                                               power_state },
+                                         (char **[]) { &d->name, &d->vendor, &d->device_id, &d->class,
+                                                       &d->mode, &d->state, &d->power_state }, 7);
+                if (r < 0)
+                        break;
+                l.n++;
+        }
+        if (r >= 0)
+                r = sd_bus_message_exit_container(reply);
+        if (r < 0) {
+                ctl_devices_free(l.devices, l.n);
+                return r;
+        }
+        devices_sort(l.devices, l.n);
+        *ret = l.devices;
+        *ret_n = l.n;
+        return 0;
 }
 
 /* How long the process pid has run, from its start time in /proc. */
@@ -496,14 +625,18 @@ static int uptime_read(sd_bus_message *reply, uint64_t *ret) {
         return process_uptime((pid_t) pid, ret);
 }
 
-int ctl_status_get(sd_bus *bus, CtlStatus *ret, sd_bus_error *error) {
+int ctl_status_get(sd_bus *bus, bool full, CtlStatus *ret, sd_bus_error *error) {
         enum { CALL_OBJECTS, CALL_MANAGER, CALL_PID, _CALL_MAX };
         PendingCall calls[_CALL_MAX] = {};
         CtlStatus s = {};
         int r;
 
-        r = call_async(bus, &calls[CALL_OBJECTS], BUS_NAME, BUS_MANAGER_PATH, OBJECT_MANAGER_INTERFACE,
-                       "GetManagedObjects", NULL);
+        if (full)
+                r = call_async(bus, &calls[CALL_OBJECTS], BUS_NAME, BUS_MANAGER_PATH, OBJECT_MANAGER_INTERFACE,
+                               "GetManagedObjects", NULL);
+        else
+                r = call_async(bus, &calls[CALL_OBJECTS], BUS_NAME, BUS_MANAGER_PATH, BUS_MANAGER_INTERFACE,
+                               "ListDeviceStates", NULL);
         if (r >= 0)
                 r = call_async(bus, &calls[CALL_MANAGER], BUS_NAME, BUS_MANAGER_PATH,
                                "org.freedesktop.DBus.Properties", "GetAll", BUS_MANAGER_INTERFACE);
@@ -515,10 +648,10 @@ int ctl_status_get(sd_bus *bus, CtlStatus *ret, sd_bus_error *error) {
         if (r >= 0)
                 r = reply_error(calls[CALL_OBJECTS].reply, error);
         if (r >= 0)
-                r = devices_read(calls[CALL_OBJECTS].reply, &s.devices, &s.n_devices);
+                r = (full ? devices_read : device_states_read)(calls[CALL_OBJECTS].reply, &s.devices, &s.n_devices);
         /* the rest is best effort: status shows what it has */
         if (r >= 0 && reply_error(calls[CALL_MANAGER].reply, NULL) == 0 &&
-            dict_read(calls[CALL_MANAGER].reply, "sv", read_manager_property, &s) == -ENOMEM)
+            dict_read(calls[CALL_MANAGER].reply, DICT_SV, read_manager_property, &s) == -ENOMEM)
                 r = -ENOMEM;
         if (r >= 0 && reply_error(calls[CALL_PID].reply, NULL) == 0)
                 (void) uptime_read(calls[CALL_PID].reply, &s.uptime_usec);

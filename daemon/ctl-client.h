@@ -58,6 +58,8 @@ typedef struct CtlDevice {
         uint64_t low_power_usec;
         uint64_t kernel_suspended_msec;
         uint64_t last_wake_realtime_usec;
+        char *block;                    /* if set, every string above points into it: one
+                                         * allocation, freed alone */
 } CtlDevice;
 
 /* Reads every property of the device object at path in one GetAll. */
@@ -84,8 +86,11 @@ typedef struct CtlStatus {
         uint64_t uptime_usec;           /* as ctl_daemon_uptime(); 0: unknown */
 } CtlStatus;
 
-/* In one round trip: GetManagedObjects, the Manager's GetAll and the bus's word on the daemon's
- * pid go out together, and the replies are awaited together. Fails as ctl_devices_get() would;
- * version, policy errors and uptime are left unknown when they cannot be read. */
-int ctl_status_get(sd_bus *bus, CtlStatus *ret, sd_bus_error *error);
+/* In one round trip: the devices' call, the Manager's GetAll and the bus's word on the daemon's
+ * pid go out together, and the replies are awaited together. With full, the devices come from
+ * GetManagedObjects with every property (as ctl_devices_get()); without, from ListDeviceStates
+ * with what the status table shows (name, vendor, device_id, class, mode, state, power_state,
+ * wakes, low_power_usec; every other string ""). Fails as ctl_devices_get() would; version,
+ * policy errors and uptime are left unknown when they cannot be read. */
+int ctl_status_get(sd_bus *bus, bool full, CtlStatus *ret, sd_bus_error *error);
 void ctl_status_done(CtlStatus *s);

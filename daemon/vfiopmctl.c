@@ -125,6 +125,80 @@ static int get_policy_errors(sd_bus *bus, char ***ret, sd_bus_error *error) {
                                         error, ret);
 }
 
+/* status's table row: the text of each cell (the numbers and VENDOR:DEVICE formatted into
+ * buf, the rest the device's own strings). */
+enum { STATUS_COLUMNS = 8 };
+typedef struct StatusRow {
+        const char *cell[STATUS_COLUMNS];
+        char vendor_device[32], wakes[24], low[16];
+} StatusRow;
+
+static void status_row(const CtlDevice *d, uint64_t uptime, StatusRow *row) {
+        double pct = low_power_percent(d, uptime);
+
+        if (*d->vendor || *d->device_id)
+                (void) snprintf(row->vendor_device, sizeof(row->vendor_device), "%s:%s", dash(d->vendor),
+                                dash(d->device_id));
+        else
+                strcpy(row->vendor_device, "-");
+        (void) snprintf(row->wakes, sizeof(row->wakes), "%llu", (unsigned long long) d->wakes);
+        if (isnan(pct))
+                strcpy(row->low, "-");
+        else
+                (void) snprintf(row->low, sizeof(row->low), "%.1f", pct);
+        const char *cell[STATUS_COLUMNS] = {
+                d->name, row->vendor_device, dash(d->class), dash(d->mode), dash(d->state), dash(d->power_state),
+                row->wakes, row->low,
+        };
+        memcpy(row->cell, cell, sizeof(cell));
+}
+
+static void put_padding(int n) {
+        static const char blanks[] = "                                ";
+
+        for (; n > 0; n -= (int) sizeof(blanks) - 1)
+                fwrite(blanks, 1, n < (int) sizeof(blanks) - 1 ? (size_t) n : sizeof(blanks) - 1, stdout);
+}
+
+/* The table, one device a row: numbers right-aligned, text left-aligned; no trailing blanks.
+ * -ENOMEM if it cannot be laid out. */
+static int print_status_table(const CtlDevice *devices, size_t n, uint64_t uptime) {
+        static const char *const headers[STATUS_COLUMNS] = {
+                "NAME", "VENDOR:DEVICE", "CLASS", "MODE", "STATE", "POWER", "WAKES", "LOW%",
+        };
+        _cleanup_free_ StatusRow *rows = calloc(n + 1, sizeof(*rows));
+        int width[STATUS_COLUMNS];
+
+        if (!rows)
+                return -ENOMEM;
+        memcpy(rows[0].cell, headers, sizeof(headers));
+        for (size_t i = 0; i < n; i++)
+                status_row(&devices[i], uptime, &rows[i + 1]);
+        for (int c = 0; c < STATUS_COLUMNS; c++) {
+                width[c] = 0;
+                for (size_t i = 0; i <= n; i++)
+                        if ((int) strlen(rows[i].cell[c]) > width[c])
+                                width[c] = (int) strlen(rows[i].cell[c]);
+        }
+        for (size_t i = 0; i <= n; i++) {
+                for (int c = 0; c < STATUS_COLUMNS; c++) {
+                        const char *cell = rows[i].cell[c];
+                        bool numeric = c >= 6, last = c == STATUS_COLUMNS - 1;
+                        int pad = width[c] - (int) strlen(cell);
+
+                        if (numeric)
+                                put_padding(pad);
+                        fputs(cell, stdout);
+                        if (!numeric && !last)
+                                put_padding(pad);
+                        if (!last)
+                                putchar(' ');
+                }
+                putchar('\n');
+        }
+        return 0;
+}
+
 static int cmd_status(sd_bus *bus, char **args) {
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(ctl_status_done) CtlStatus status = {};
@@ -136,7 +210,7 @@ static int cmd_status(sd_bus *bus, char **args) {
         int r;
 
         /* one round trip, however many devices */
-        r = ctl_status_get(bus, &status, &error);
+        r = ctl_status_get(bus, arg_json, &status, &error);
         if (r < 0) {
                 general_error("listing devices", r, &error);
                 return ctl_exit_status(r, &error);
@@ -163,62 +237,14 @@ static int cmd_status(sd_bus *bus, char **args) {
                 print_json(root);
                 json_object_put(root);
         } else {
-                static const char *const headers[] = {
-                        "NAME", "VENDOR:DEVICE", "CLASS", "MODE", "STATE", "POWER", "WAKES", "LOW%",
-                };
-                enum { N_COLS = sizeof(headers) / sizeof(headers[0]) };
-                char (*cells)[N_COLS][64] = calloc(n ? n : 1, sizeof(*cells));
-                int width[N_COLS];
-
-                if (!cells) {
+                if (print_status_table(devices, n, uptime) < 0) {
                         fprintf(stderr, "vfiopmctl: out of memory\n");
                         return CTL_EXIT_FAILED;
-                }
-                for (size_t i = 0; i < n; i++) {
-                        const CtlDevice *d = &devices[i];
-                        double pct = low_power_percent(d, uptime);
-
-                        (void) snprintf(cells[i][0], 64, "%s", d->name);
-                        if (*d->vendor || *d->device_id)
-                                (void) snprintf(cells[i][1], 64, "%s:%s", dash(d->vendor), dash(d->device_id));
-                        else
-                                (void) snprintf(cells[i][1], 64, "-");
-                        (void) snprintf(cells[i][2], 64, "%s", dash(d->class));
-                        (void) snprintf(cells[i][3], 64, "%s", dash(d->mode));
-                        (void) snprintf(cells[i][4], 64, "%s", dash(d->state));
-                        (void) snprintf(cells[i][5], 64, "%s", dash(d->power_state));
-                        (void) snprintf(cells[i][6], 64, "%llu", (unsigned long long) d->wakes);
-                        if (isnan(pct))
-                                (void) snprintf(cells[i][7], 64, "-");
-                        else
-                                (void) snprintf(cells[i][7], 64, "%.1f", pct);
-                }
-                for (int c = 0; c < N_COLS; c++) {
-                        width[c] = (int) strlen(headers[c]);
-                        for (size_t i = 0; i < n; i++)
-                                if ((int) strlen(cells[i][c]) > width[c])
-                                        width[c] = (int) strlen(cells[i][c]);
-                }
-                /* Numbers right-aligned, text left-aligned; no trailing blanks. */
-                for (size_t i = 0; i <= n; i++) {
-                        for (int c = 0; c < N_COLS; c++) {
-                                const char *cell = i == 0 ? headers[c] : cells[i - 1][c];
-                                bool numeric = c >= 6, last = c == N_COLS - 1;
-
-                                if (numeric)
-                                        printf("%*s%s", width[c], cell, last ? "" : " ");
-                                else if (last)
-                                        printf("%s", cell);
-                                else
-                                        printf("%-*s ", width[c], cell);
-                        }
-                        putchar('\n');
                 }
                 if (n == 0)
                         printf("(no VFIO devices)\n");
                 for (char **p = errors; p && *p; p++)
                         fprintf(stderr, "vfiopmctl: policy error: %s\n", *p);
-                free(cells);
         }
         return CTL_EXIT_OK;
 }

@@ -8,6 +8,8 @@
 #include <grp.h>
 #include <inttypes.h>
 #include <json-c/json.h>
+#include <libxml/parser.h>
+#include <libxml/xpath.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -559,6 +561,164 @@ START_TEST(test_object_manager) {
 }
 END_TEST
 
+/* ListDeviceStates: a row a device, in name order, each field what the property of its name says
+ * (LowPowerUsec grows while the device is armed: at most what is read after). */
+START_TEST(test_list_device_states) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *expected[] = { PCI_NAME, SIM_NAME }, *paths[] = { PCI_PATH, SIM_PATH };
+        Harness h;
+
+        harness_start(&h, &(HarnessOptions) {});
+        ck_assert_int_ge(call(h.client, NULL, NULL, &reply, "ListDeviceStates", NULL), 0);
+        ck_assert_int_gt(sd_bus_message_enter_container(reply, 'a', "(" BUS_DEVICE_STATE_SIGNATURE ")"), 0);
+        ck_assert_int_eq(sd_bus_message_at_end(reply, false), 1);
+        reply = sd_bus_message_unref(reply);
+        harness_stop(&h);
+
+        harness_start(&h, &(HarnessOptions) {
+                .with_pci = true, .with_sim = true, .fake_kernel = true, .install_defaults = true,
+                .etc_policy = "{\"mode\": \"wakeup\", \"rearm_delay_ms\": 0}",
+        });
+        ck_assert_int_eq(harness_command(&h, 'w'), 1);          /* the PCI device: Wakes 1 */
+        ck_assert_int_ge(call(h.client, NULL, NULL, &reply, "ListDeviceStates", NULL), 0);
+        ck_assert_int_gt(sd_bus_message_enter_container(reply, 'a', "(" BUS_DEVICE_STATE_SIGNATURE ")"), 0);
+        for (size_t i = 0; i < 2; i++) {
+                const char *field[7];
+                static const char *const properties[7] = {
+                        "Name", "Vendor", "DeviceId", "Class", "Mode", "State", "PowerState",
+                };
+                uint64_t wakes, low;
+
+                ck_assert_int_gt(sd_bus_message_read(reply, "(" BUS_DEVICE_STATE_SIGNATURE ")", &field[0], &field[1],
+                                                     &field[2], &field[3], &field[4], &field[5], &field[6], &wakes,
+                                                     &low), 0);
+                ck_assert_str_eq(field[0], expected[i]);
+                for (size_t k = 0; k < 7; k++)
+                        expect_string(h.client, paths[i], BUS_DEVICE_INTERFACE, properties[k], field[k]);
+                ck_assert_str_eq(field[5], "armed");
+                ck_assert_uint_eq(wakes, get_u64(h.client, paths[i], "Wakes"));
+                ck_assert_uint_eq(wakes, i == 0 ? 1 : 0);
+                ck_assert_uint_gt(low, 0);
+                ck_assert_uint_le(low, get_u64(h.client, paths[i], "LowPowerUsec"));
+        }
+        ck_assert_int_eq(sd_bus_message_at_end(reply, false), 1);
+        harness_stop(&h);
+}
+END_TEST
+
+/* ---- the shipped introspection ---------------------------------------------------------- */
+
+static int compare_strings(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+static void append(char *buf, size_t size, const char *s) {
+        size_t len = strlen(buf);
+
+        ck_assert_msg(len + strlen(s) < size, "introspection summary longer than %zu", size);
+        memcpy(buf + len, s, strlen(s) + 1);
+}
+
+static void append_attribute(char *buf, size_t size, xmlNode *node, const char *name) {
+        xmlChar *v = xmlGetProp(node, (const xmlChar *) name);
+
+        append(buf, size, v ? (const char *) v : "-");
+        xmlFree(v);
+}
+
+/* interface's members in the introspection XML xml, one line each, sorted: "method Name(in s
+ * name, out o path)", "property Name s read", "signal Name(s name)"; annotations left out. */
+static void interface_summary(const char *xml, const char *interface, char *buf, size_t size) {
+        _cleanup_free_ char *expression = NULL;
+        char *lines[64];
+        size_t n = 0;
+        xmlDoc *doc;
+        xmlXPathContext *ctx;
+        xmlXPathObject *members;
+
+        doc = xmlReadMemory(xml, (int) strlen(xml), "introspection.xml", NULL, XML_PARSE_NONET | XML_PARSE_NOBLANKS);
+        ck_assert_msg(doc, "introspection data of %s does not parse", interface);
+        ctx = xmlXPathNewContext(doc);
+        ck_assert_ptr_nonnull(ctx);
+        ck_assert_int_ge(asprintf(&expression, "/node/interface[@name='%s']/*", interface), 0);
+        members = xmlXPathEvalExpression((const xmlChar *) expression, ctx);
+        ck_assert_msg(members && members->nodesetval && members->nodesetval->nodeNr > 0, "no interface %s", interface);
+        for (int i = 0; i < members->nodesetval->nodeNr; i++) {
+                xmlNode *m = members->nodesetval->nodeTab[i];
+                char line[1024] = "";
+                bool first = true;
+
+                if (strcmp((const char *) m->name, "annotation") == 0)
+                        continue;
+                append(line, sizeof(line), (const char *) m->name);
+                append(line, sizeof(line), " ");
+                append_attribute(line, sizeof(line), m, "name");
+                if (strcmp((const char *) m->name, "property") == 0) {
+                        append(line, sizeof(line), " ");
+                        append_attribute(line, sizeof(line), m, "type");
+                        append(line, sizeof(line), " ");
+                        append_attribute(line, sizeof(line), m, "access");
+                } else {
+                        append(line, sizeof(line), "(");
+                        for (xmlNode *a = m->children; a; a = a->next) {
+                                if (a->type != XML_ELEMENT_NODE || strcmp((const char *) a->name, "arg") != 0)
+                                        continue;
+                                if (!first)
+                                        append(line, sizeof(line), ", ");
+                                first = false;
+                                if (strcmp((const char *) m->name, "method") == 0) {
+                                        append_attribute(line, sizeof(line), a, "direction");
+                                        append(line, sizeof(line), " ");
+                                }
+                                append_attribute(line, sizeof(line), a, "type");
+                                append(line, sizeof(line), " ");
+                                append_attribute(line, sizeof(line), a, "name");
+                        }
+                        append(line, sizeof(line), ")");
+                }
+                ck_assert_uint_lt(n, sizeof(lines) / sizeof(lines[0]));
+                lines[n++] = strdup(line);
+        }
+        qsort(lines, n, sizeof(lines[0]), compare_strings);
+        buf[0] = 0;
+        for (size_t i = 0; i < n; i++) {
+                append(buf, size, lines[i]);
+                append(buf, size, "\n");
+                free(lines[i]);
+        }
+        xmlXPathFreeObject(members);
+        xmlXPathFreeContext(ctx);
+        xmlFreeDoc(doc);
+}
+
+/* What the daemon introspects at path for interface, summarized, against the file shipped for it
+ * in conf/ (installed to /usr/share/dbus-1/interfaces): the same members, types and names. */
+static void expect_shipped_introspection(sd_bus *bus, const char *path, const char *interface) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ char *file = NULL, *shipped = NULL;
+        char live_summary[8192], shipped_summary[8192];
+        const char *live;
+
+        ck_assert_int_ge(sd_bus_call_method(bus, BUS_NAME, path, "org.freedesktop.DBus.Introspectable", "Introspect",
+                                            NULL, &reply, NULL), 0);
+        ck_assert_int_ge(sd_bus_message_read(reply, "s", &live), 0);
+        interface_summary(live, interface, live_summary, sizeof(live_summary));
+        ck_assert_int_ge(asprintf(&file, "%s/../../conf/%s.xml", fixture_dir(), interface), 0);
+        shipped = read_text_at(AT_FDCWD, file);
+        interface_summary(shipped, interface, shipped_summary, sizeof(shipped_summary));
+        ck_assert_str_eq(shipped_summary, live_summary);
+}
+
+START_TEST(test_introspection_shipped) {
+        Harness h;
+
+        harness_start(&h, &(HarnessOptions) { .with_pci = true });
+        expect_shipped_introspection(h.client, BUS_MANAGER_PATH, BUS_MANAGER_INTERFACE);
+        expect_shipped_introspection(h.client, PCI_PATH, BUS_DEVICE_INTERFACE);
+        harness_stop(&h);
+}
+END_TEST
+
 /* ---- PropertiesChanged: once a loop turn ------------------------------------------------ */
 
 /* Each PropertiesChanged of org.vfiopm1.Device as "Property=value …;", counters included. */
@@ -722,6 +882,8 @@ static int nobody_main(const char *address, bool daemon_check) {
                 return 101;
         if (call(bus, NULL, NULL, NULL, "ListDevices", NULL) < 0)
                 return 102;
+        if (call(bus, NULL, NULL, NULL, "ListDeviceStates", NULL) < 0)
+                return 107;
         if (call(bus, NULL, NULL, NULL, "GetDevice", "s", PCI_NAME) < 0)
                 return 103;
         if (sd_bus_get_property_string(bus, BUS_NAME, BUS_MANAGER_PATH, BUS_MANAGER_INTERFACE, "Version", NULL,
@@ -902,6 +1064,8 @@ Suite *bus_suite(void) {
         tcase_add_test(tc, test_policy_errors);
         tcase_add_test(tc, test_device_signals);
         tcase_add_test(tc, test_object_manager);
+        tcase_add_test(tc, test_list_device_states);
+        tcase_add_test(tc, test_introspection_shipped);
         tcase_add_test(tc, test_properties_changed_once_a_turn);
         tcase_add_test(tc, test_removed_device_not_announced);
         tcase_add_test(tc, test_access_denied);
