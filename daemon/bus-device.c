@@ -334,8 +334,8 @@ BusDevices *bus_devices_free(BusDevices *b) {
         return NULL;
 }
 
-/* What a device shows now, but its power_state (a sysfs read): the caller's to fill in. */
-static void announced_read(DeviceAnnounced *ret, ManagedDevice *d) {
+/* What a device shows now; its power_state (a sysfs read) only with power, else unknown. */
+static void announced_read(DeviceAnnounced *ret, ManagedDevice *d, bool power) {
         const PmDevice *pm = managed_device_pm(d);
         PmCounters c;
 
@@ -343,12 +343,13 @@ static void announced_read(DeviceAnnounced *ret, ManagedDevice *d) {
         *ret = (DeviceAnnounced) {
                 .state = pm_device_state(pm),
                 .mode = pm_device_mode(pm),
-                .power_state = DEVICE_POWER_UNKNOWN,
+                .power_state = power ? managed_device_power_state(d) : DEVICE_POWER_UNKNOWN,
                 .release = pm_device_release_reason(pm),
                 .wakes = c.wakes,
                 .arms = c.arms,
         };
 }
+
 void bus_devices_added(BusDevices *b, ManagedDevice *d) {
         const char *name = managed_device_info(d)->name;
         DeviceSeen *s;
@@ -361,8 +362,7 @@ void bus_devices_added(BusDevices *b, ManagedDevice *d) {
                 return;
         }
         strcpy(s->name, name);
-        announced_read(&s->announced, d);
-        s->announced.power_state = managed_device_power_state(d);
+        announced_read(&s->announced, d, true);
         if (device_table_put(b->seen, s->name, s) < 0) {
                 free(s);
                 log_oom();
@@ -424,7 +424,7 @@ static bool device_flush(BusDevices *b, DeviceSeen *s, ManagedDevice *d, bool co
         size_t n = 0;
         int r;
 
-        announced_read(&now, d);
+        announced_read(&now, d, false);
         if (!counters && now.mode == was->mode && now.state == was->state && now.release == was->release &&
             (now.wakes != was->wakes || now.arms != was->arms)) {
                 s->counters_pending = true;
@@ -469,8 +469,7 @@ void bus_devices_baseline(BusDevices *b) {
 
                 if (!d)
                         continue;
-                announced_read(&s->announced, d);
-                s->announced.power_state = managed_device_power_state(d);
+                announced_read(&s->announced, d, true);
                 s->counters_pending = false;
         }
 }
