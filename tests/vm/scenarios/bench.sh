@@ -106,11 +106,7 @@ run() {
 	daemon_start -p LimitNOFILE=1024:524288 --bus system --log-level info
 	pid=$(daemon_pid)
 	start=$(unit_prop ExecMainStartTimestampMonotonic) ready=$(unit_prop ActiveEnterTimestampMonotonic)
-	local end=$(($(uptime_ms) + 120000))
-	until [ "$(unit_prop StatusText)" = "$((n + 1)) devices: $n armed, 1 kernel" ]; do
-		[ "$(uptime_ms)" -lt "$end" ] || fail "$n devices: not all armed after 120 s: $(unit_prop StatusText)"
-		sleep 0.5
-	done
+	status_is "$((n + 1)) devices: $n armed, 1 kernel" 120000 || fail "$n devices: not all armed after 120 s"
 	# the journal's time of the last first arm (monotonic µs; the daemon logs it at info)
 	last=$(journalctl -q -b -u "$VFIOPMD_UNIT" -o short-monotonic --no-pager | grep -E ': idle → armed$' | tail -n 1 |
 		sed -E 's/^\[ *([0-9]+)\.([0-9]{6}).*/\1\2/')

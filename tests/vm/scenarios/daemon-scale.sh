@@ -10,19 +10,6 @@ systemctl reload dbus || fail "reloading dbus"
 modprobe vfio_pm_sim devices="$n" || fail "modprobe vfio_pm_sim devices=$n"
 policy_write 50-test.json '{ "match": { "driver": "vfio-pm-sim" }, "mode": "wakeup", "rearm_delay_ms": 0 }'
 
-# status_is TEXT [MS]: the unit's STATUS= (systemctl's StatusText) becomes TEXT within MS
-status_is() {
-	local s end
-	now_ms; end=$((NOW_MS + ${2:-60000}))
-	while :; do
-		s=$(unit_prop StatusText)
-		[ "$s" = "$1" ] && return 0
-		now_ms; [ "$NOW_MS" -ge "$end" ] && break
-		sleep 0.2
-	done
-	say "STATUS is '$s', waited ${2:-60000} ms for '$1'"
-	return 1
-}
 # fds_of PID KIND: how many of the process's fds point at KIND (a /proc/PID/fd link target glob)
 fds_of() { find "/proc/$1/fd" -lname "$2" 2>/dev/null | wc -l; }
 

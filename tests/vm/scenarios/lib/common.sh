@@ -121,6 +121,19 @@ daemon_pid() { systemctl show -p MainPID --value "$VFIOPMD_UNIT"; }
 daemon_stop() { systemctl stop "$VFIOPMD_UNIT"; }
 # unit_prop NAME: a property of the daemon's unit (systemctl show)
 unit_prop() { systemctl show -p "$1" --value "$VFIOPMD_UNIT"; }
+# status_is TEXT [MS]: the unit's STATUS= (systemctl's StatusText) becomes TEXT within MS
+status_is() {
+	local s end
+	now_ms; end=$((NOW_MS + ${2:-60000}))
+	while :; do
+		s=$(unit_prop StatusText)
+		[ "$s" = "$1" ] && return 0
+		now_ms; [ "$NOW_MS" -ge "$end" ] && break
+		sleep 0.2
+	done
+	say "STATUS is '$s', waited ${2:-60000} ms for '$1'"
+	return 1
+}
 daemon_log() { journalctl -q -b -u "$VFIOPMD_UNIT" -o cat --no-pager; }
 # sandbox_denials: the daemon's journal lines saying the unit's sandbox refused something (EPERM
 # from SystemCallFilter= or a capability, EROFS, EACCES, SIGSYS)
