@@ -22,6 +22,7 @@ typedef struct DeviceAnnounced {
  * dirty list while a hook has said it changed since. */
 typedef struct DeviceSeen DeviceSeen;
 struct DeviceSeen {
+        ManagedDevice *device;          /* whose observer this is, from its added hook to its removed */
         DeviceAnnounced announced;
         DeviceSeen *dirty_prev, *dirty_next;
         bool dirty;
@@ -324,8 +325,14 @@ int bus_devices_new(sd_bus *bus, Manager *m, BusDevices **ret) {
 }
 
 BusDevices *bus_devices_free(BusDevices *b) {
+        DeviceSeen *s;
+
         if (!b)
                 return NULL;
+        /* the devices may outlive us: no pointer of theirs into what is freed */
+        DEVICE_TABLE_FOREACH(s, b->seen, i)
+                if (s->device)
+                        managed_device_set_observer(s->device, NULL);
         sd_bus_slot_unref(b->enumerator_slot);
         sd_bus_slot_unref(b->vtable_slot);
         device_table_free(b->seen);
@@ -366,7 +373,10 @@ void bus_devices_added(BusDevices *b, ManagedDevice *d) {
         if (device_table_put(b->seen, s->name, s) < 0) {
                 free(s);
                 log_oom();
+                return;
         }
+        s->device = d;
+        managed_device_set_observer(d, s);
 }
 
 static void dirty_unlink(BusDevices *b, DeviceSeen *s) {
@@ -387,7 +397,7 @@ static void dirty_unlink(BusDevices *b, DeviceSeen *s) {
 void bus_devices_changed(BusDevices *b, ManagedDevice *d) {
         DeviceSeen *s;
 
-        s = device_table_get(b->seen, managed_device_info(d)->name);
+        s = managed_device_observer(d);
         if (!s) {
                 /* a device the hooks missed: announce nothing we cannot compare */
                 bus_devices_added(b, d);
@@ -405,9 +415,10 @@ void bus_devices_changed(BusDevices *b, ManagedDevice *d) {
 }
 
 void bus_devices_removed(BusDevices *b, ManagedDevice *d) {
-        DeviceSeen *s = device_table_get(b->seen, managed_device_info(d)->name);
+        DeviceSeen *s = managed_device_observer(d);
 
         /* its changes die with it: DeviceRemoved says all there is to say */
+        managed_device_set_observer(d, NULL);
         if (s)
                 dirty_unlink(b, s);
         (void) device_table_remove(b->seen, managed_device_info(d)->name);
@@ -416,8 +427,8 @@ void bus_devices_removed(BusDevices *b, ManagedDevice *d) {
 /* One PropertiesChanged with what differs from the last announcement, if anything does. A wake
  * that re-armed in the same turn moves only the counters: unless counters (the flush of the
  * counters' window), that waits for bus_devices_flush_counters(), and costs nothing now, not even
- * the power_state read. Returns whether it waits. */
-static bool device_flush(BusDevices *b, DeviceSeen *s, ManagedDevice *d, bool counters) {
+ * the power_state read. Returns bus_devices_flush()'s flags for the device. */
+static int device_flush(BusDevices *b, DeviceSeen *s, ManagedDevice *d, bool counters) {
         _cleanup_free_ char *path = NULL;
         DeviceAnnounced now, *was = &s->announced;
         char *changed[8];
@@ -428,7 +439,7 @@ static bool device_flush(BusDevices *b, DeviceSeen *s, ManagedDevice *d, bool co
         if (!counters && now.mode == was->mode && now.state == was->state && now.release == was->release &&
             (now.wakes != was->wakes || now.arms != was->arms)) {
                 s->counters_pending = true;
-                return true;
+                return BUS_FLUSH_COUNTERS_WAIT;
         }
         s->counters_pending = false;
         now.power_state = managed_device_power_state(d);
@@ -449,14 +460,14 @@ static bool device_flush(BusDevices *b, DeviceSeen *s, ManagedDevice *d, bool co
         changed[n] = NULL;
         *was = now;
         if (n == 0)
-                return false;
+                return 0;
 
         r = bus_device_path(s->name, &path);
         if (r >= 0)
                 r = sd_bus_emit_properties_changed_strv(b->bus, path, BUS_DEVICE_INTERFACE, changed);
         if (r < 0)
                 log_device_warning_errno(s->name, r, "Failed to announce the device's new state on the bus, ignoring: %m");
-        return false;
+        return BUS_FLUSH_SENT;
 }
 
 void bus_devices_baseline(BusDevices *b) {
@@ -465,40 +476,34 @@ void bus_devices_baseline(BusDevices *b) {
         while (b->dirty_first)
                 dirty_unlink(b, b->dirty_first);
         DEVICE_TABLE_FOREACH(s, b->seen, i) {
-                ManagedDevice *d = manager_find_device(b->manager, s->name);
-
-                if (!d)
+                if (!s->device)
                         continue;
-                announced_read(&s->announced, d, true);
+                announced_read(&s->announced, s->device, true);
                 s->counters_pending = false;
         }
 }
 
-bool bus_devices_flush(BusDevices *b) {
-        bool pending = false;
+int bus_devices_flush(BusDevices *b) {
+        int flags = 0;
 
         while (b->dirty_first) {
                 DeviceSeen *s = b->dirty_first;
-                ManagedDevice *d = manager_find_device(b->manager, s->name);
 
                 dirty_unlink(b, s);
-                if (d && device_flush(b, s, d, false))
-                        pending = true;
+                if (s->device)
+                        flags |= device_flush(b, s, s->device, false);
         }
-        return pending;
+        return flags;
 }
 
 void bus_devices_flush_counters(BusDevices *b) {
         DeviceSeen *s;
 
         DEVICE_TABLE_FOREACH(s, b->seen, i) {
-                ManagedDevice *d;
-
                 if (!s->counters_pending)
                         continue;
-                d = manager_find_device(b->manager, s->name);
-                if (d)
-                        (void) device_flush(b, s, d, true);
+                if (s->device)
+                        (void) device_flush(b, s, s->device, true);
                 s->counters_pending = false;
         }
 }

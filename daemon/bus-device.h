@@ -49,8 +49,13 @@ void bus_devices_removed(BusDevices *b, ManagedDevice *d);
 /* Announces every device marked since the last flush, in the order marked: one PropertiesChanged
  * each with the properties whose value differs from the last announced (none when nothing does),
  * reading each one's power_state once; but a device whose only change is Wakes/Arms waits for
- * bus_devices_flush_counters(). Returns whether one waits. */
-bool bus_devices_flush(BusDevices *b);
+ * bus_devices_flush_counters(). Returns what happened: BUS_FLUSH_SENT if a signal was queued
+ * (the connection's events may have changed), BUS_FLUSH_COUNTERS_WAIT if a device waits. */
+enum {
+        BUS_FLUSH_SENT = 1 << 0,
+        BUS_FLUSH_COUNTERS_WAIT = 1 << 1,
+};
+int bus_devices_flush(BusDevices *b);
 /* What every device shows now becomes the last announced, nothing is marked: before the name is
  * taken, nothing was announced. */
 void bus_devices_baseline(BusDevices *b);

@@ -153,18 +153,22 @@ static void hook_device_changed(void *userdata, ManagedDevice *d) {
  * while counts wait: an idle daemon sleeps. */
 #define COUNTERS_WINDOW_USEC (1 * USEC_PER_SEC)
 
-static void devices_flush(BusManager *b) {
+/* Returns whether a signal was queued. */
+static bool devices_flush(BusManager *b) {
+        int flags = bus_devices_flush(b->devices);
         struct timeval tv;
 
-        if (bus_devices_flush(b->devices) && !evtimer_pending(b->counters, NULL))
+        if ((flags & BUS_FLUSH_COUNTERS_WAIT) && !evtimer_pending(b->counters, NULL))
                 (void) evtimer_add(b->counters, timeval_store(&tv, COUNTERS_WINDOW_USEC));
+        return flags & BUS_FLUSH_SENT;
 }
 
 static void on_flush(evutil_socket_t fd, short what, void *userdata) {
         BusManager *b = userdata;
 
-        devices_flush(b);
-        bus_rearm(b);
+        /* a wake that re-armed sends nothing: the connection's events stay as they are */
+        if (devices_flush(b))
+                bus_rearm(b);
 }
 
 static void on_counters(evutil_socket_t fd, short what, void *userdata) {
@@ -178,7 +182,7 @@ static void hook_policy_reloaded(void *userdata) {
         BusManager *b = userdata;
         int r;
 
-        devices_flush(b);       /* what the reload changed, then how it went */
+        (void) devices_flush(b);        /* what the reload changed, then how it went */
         r = sd_bus_emit_properties_changed(b->bus, BUS_MANAGER_PATH, BUS_MANAGER_INTERFACE, "PolicyErrors", NULL);
         if (r < 0)
                 log_warning_errno(r, "Failed to announce the policy errors, ignoring: %m");

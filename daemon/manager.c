@@ -39,6 +39,8 @@ struct ManagedDevice {
         char *released_by;              /* the device whose Release released this one; NULL when
                                          * not released by a Release */
         PmState counted;                /* the state it is counted under in Manager.count */
+        bool gone;                      /* being forgotten or freed: pm's callbacks change nothing */
+        void *observer;                 /* managed_device_observer() */
 };
 
 struct Manager {
@@ -75,13 +77,17 @@ static usec_t env_now_realtime(void *userdata) {
         return now(CLOCK_REALTIME);
 }
 
-static ManagedDevice *device_of(Manager *m, PmDevice *pm) {
-        return manager_find_device(m, pm_device_name(pm));
+/* The device a pm callback is about: each device's PmEnv has it as userdata (no lookup on the
+ * wake path); NULL once it is being forgotten or freed, so that what pm reports while closing
+ * changes nothing. */
+static ManagedDevice *device_of(void *userdata) {
+        ManagedDevice *d = userdata;
+
+        return d->gone ? NULL : d;
 }
 
 static void env_deadline_changed(void *userdata, PmDevice *pm) {
-        Manager *m = userdata;
-        ManagedDevice *d = device_of(m, pm);
+        ManagedDevice *d = device_of(userdata);
         usec_t deadline = pm_device_deadline(pm), now;
         struct timeval tv;
 
@@ -128,11 +134,12 @@ static void device_events_free(ManagedDevice *d) {
 }
 
 static void env_fds_changed(void *userdata, PmDevice *pm) {
-        Manager *m = userdata;
-        ManagedDevice *d = device_of(m, pm);
+        ManagedDevice *d = device_of(userdata);
+        Manager *m;
 
         if (!d)
                 return;
+        m = d->manager;
         device_events_free(d);
         if (!pm_device_held(pm))
                 return;
@@ -240,10 +247,10 @@ static void warn_fd_limit(Manager *m, const char *name, int error) {
 }
 
 static void env_state_changed(void *userdata, PmDevice *pm, PmState old) {
-        Manager *m = userdata;
+        ManagedDevice *d = device_of(userdata);
+        Manager *m = ((ManagedDevice *) userdata)->manager;
         PmState new = pm_device_state(pm);
         const char *error = pm_device_last_error(pm);
-        ManagedDevice *d = device_of(m, pm);
 
         /* wakes and re-arms are the routine of a held device: debug, as SPEC §4 asks */
         if ((old == PM_STATE_ARMED && new == PM_STATE_WOKEN) || (old == PM_STATE_WOKEN && new == PM_STATE_ARMED))
@@ -262,7 +269,7 @@ static void env_state_changed(void *userdata, PmDevice *pm, PmState old) {
 }
 
 static void env_record_failed(void *userdata, PmDevice *pm, const char *what, int error) {
-        Manager *m = userdata;
+        Manager *m = ((ManagedDevice *) userdata)->manager;
 
         if (strcmp(what, "read") == 0) {
                 log_device_warning_errno(pm_device_name(pm), error,
@@ -305,7 +312,8 @@ static ManagedDevice *managed_device_free(ManagedDevice *d) {
         if (!d)
                 return NULL;
         count_state(d->manager, d, _PM_STATE_INVALID);
-        /* pm first: closing may still call back (fds, state) */
+        /* pm first: closing may still call back (fds, state), which changes nothing now */
+        d->gone = true;
         d->pm = pm_device_free(d->pm);
         device_events_free(d);
         if (d->timer)
@@ -352,8 +360,12 @@ static int device_new(Manager *m, const char *bus, const char *name, ManagedDevi
                 d->dir_fd = fd_keep_or_close(d->dir_fd);        /* kept for the device's life */
                 r = d->dir_fd < 0 ? d->dir_fd : 0;
         }
-        if (r >= 0)
-                r = pm_device_new(&m->pm_env, bus, name, d->dir_fd, &d->pm);
+        if (r >= 0) {
+                PmEnv env = m->pm_env;
+
+                env.userdata = d;               /* the callbacks' device: no lookup by name */
+                r = pm_device_new(&env, bus, name, d->dir_fd, &d->pm);
+        }
         d->timer = evtimer_new(m->base, on_device_timer, d);
         d->power_follow = evtimer_new(m->base, on_power_follow, d);
         if (r < 0 || !d->timer || !d->power_follow) {
@@ -495,7 +507,8 @@ int manager_add_device(Manager *m, const char *bus, const char *name) {
 static void device_forget(Manager *m, ManagedDevice *d) {
         if (m->hooks.device_removed)
                 m->hooks.device_removed(m->hooks.userdata, d);
-        /* out of the table first, so that what pm reports while closing finds nothing */
+        /* what pm reports while closing changes nothing; out of the table (which frees it) */
+        d->gone = true;
         (void) device_table_remove(m->devices, d->info->name);
         notify_status(m);
 }
@@ -839,7 +852,7 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
                 .fds_changed = env_fds_changed,
                 .state_changed = env_state_changed,
                 .record_failed = env_record_failed,
-                .userdata = m,
+                /* .userdata: each device's own (device_new()) */
                 .state_dir_fd = m->state_dir_fd,
         };
 
@@ -1038,6 +1051,14 @@ void manager_set_hooks(Manager *m, const ManagerHooks *hooks) {
 
 const DeviceInfo *managed_device_info(const ManagedDevice *d) {
         return d->info;
+}
+
+void *managed_device_observer(const ManagedDevice *d) {
+        return d->observer;
+}
+
+void managed_device_set_observer(ManagedDevice *d, void *observer) {
+        d->observer = observer;
 }
 
 PmDevice *managed_device_pm(const ManagedDevice *d) {

@@ -120,6 +120,10 @@ const EffectivePolicy *managed_device_policy(const ManagedDevice *d);
  * kept open after the first read (device.h): wakes nothing. */
 DevicePowerState managed_device_power_state(ManagedDevice *d);
 const char *managed_device_runtime_status(ManagedDevice *d, char buf[static DEVICE_RUNTIME_STATUS_MAX]);
+/* One pointer for the hooks' owner (bus-device.c: what it last announced of d), so that a hook
+ * finds its own record of d without a lookup by name; NULL until set, only kept here. */
+void *managed_device_observer(const ManagedDevice *d);
+void managed_device_set_observer(ManagedDevice *d, void *observer);
 
 /* What the D-Bus side (bus-manager.c) hears of, without manager.c knowing sd-bus. Called from
  * the loop; a hook must not call manager or pm functions that change anything.
