@@ -68,20 +68,31 @@ strace_calls() {
 	kill -INT "$spid"; wait "$spid"
 	awk '$NF == "total" { print $4 }' "$out"
 }
-# pme DEV: WRITES device-initiated wakes, written from a shell loop as a script would (each an
-# open, write, close of sim/pme); a write that finds DEV not in low power is not a wake
+# pme DEV N: N device-initiated wakes, written from a shell loop as a script would (each an open,
+# write, close of sim/pme); a write that finds DEV not in low power is not a wake
 pme() {
 	local i f=$sim/$1/sim/pme
-	for ((i = 0; i < writes; i++)); do echo 1 >"$f"; done
+	for ((i = 0; i < $2; i++)); do echo 1 >"$f"; done
 }
-# stream DEV PID: pme DEV; sets CAUGHT (the module's wakes counter moved by) and CPU (PID's CPU
-# time, µs)
+# stream DEV PID N: pme DEV N; adds to CAUGHT (the module's wakes counter moved by) and CPU
+# (PID's CPU time, µs)
 stream() {
 	local w0 t0
 	w0=$(sim_wakes "$1") t0=$(cpu_us "$2")
-	pme "$1" || fail "writing $1's sim/pme"
+	pme "$1" "$3" || fail "writing $1's sim/pme"
 	sleep 1
-	CAUGHT=$(($(sim_wakes "$1") - w0)) CPU=$(($(cpu_us "$2") - t0))
+	CAUGHT=$((CAUGHT + $(sim_wakes "$1") - w0)) CPU=$((CPU + $(cpu_us "$2") - t0))
+}
+# streams FLOOR_DEV FLOOR_PID DEV PID: WRITES wakes for each, in 4 alternating rounds, so that
+# a host that gets busier or quieter meanwhile (TCG: the guest's clock runs on) weighs on both
+# alike; sets FLOOR_CAUGHT, FLOOR_CPU, DAEMON_CAUGHT, DAEMON_CPU (CPU µs a wake caught)
+streams() {
+	local round fc=0 fu=0 dc=0 du=0
+	for round in 1 2 3 4; do
+		CAUGHT=$fc CPU=$fu; stream "$1" "$2" $((writes / 4)); fc=$CAUGHT fu=$CPU
+		CAUGHT=$dc CPU=$du; stream "$3" "$4" $((writes / 4)); dc=$CAUGHT du=$CPU
+	done
+	FLOOR_CAUGHT=$fc FLOOR_CPU=$(per "$fu" "$fc") DAEMON_CAUGHT=$dc DAEMON_CPU=$(per "$du" "$dc")
 }
 per() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "-" }'; }
 
@@ -135,15 +146,12 @@ run() {
 
 	if [ "$n" = "$small" ]; then
 		local dev=vfio-pm-sim.0 calls wakes0
-		stream "$floor" "$fpid"
-		FLOOR_CAUGHT=$CAUGHT FLOOR_CPU=$(per "$CPU" "$CAUGHT")
-		stream "$dev" "$pid"
-		DAEMON_CAUGHT=$CAUGHT DAEMON_CPU=$(per "$CPU" "$CAUGHT")
+		streams "$floor" "$fpid" "$dev" "$pid"
 		wakes0=$(sim_wakes "$floor")
-		calls=$(strace_calls "$fpid" /tmp/floor.strace pme "$floor")
+		calls=$(strace_calls "$fpid" /tmp/floor.strace pme "$floor" "$writes")
 		FLOOR_CALLS=$(per "$calls" $(($(sim_wakes "$floor") - wakes0)))
 		wakes0=$(sim_wakes "$dev")
-		calls=$(strace_calls "$pid" /tmp/daemon.strace pme "$dev")
+		calls=$(strace_calls "$pid" /tmp/daemon.strace pme "$dev" "$writes")
 		DAEMON_CALLS=$(per "$calls" $(($(sim_wakes "$dev") - wakes0)))
 		say "the daemon's system calls under the stream (strace -c):"
 		sed 's/^/    /' /tmp/daemon.strace
