@@ -15,59 +15,12 @@
 #include "fileio.h"
 #include "log.h"
 #include "macro.h"
-#include "manager.h"
+#include "manager-internal.h"
 #include "release-store.h"
 #include "strv.h"
 #include "sysfs.h"
 #include "time-util.h"
 #include "udev-monitor.h"
-
-struct ManagedDevice {
-        Manager *manager;
-        DeviceInfo *info;
-        PmDevice *pm;
-        int dir_fd;                     /* the device's sysfs directory */
-        DevicePowerAttrs power_attrs;   /* below dir_fd, kept open once read */
-        EffectivePolicy *policy;
-        struct event *timer;
-        struct event *power_follow;     /* re-reads after a change: POWER_FOLLOW_MS */
-        unsigned power_step;            /* the next POWER_FOLLOW_MS entry */
-        struct event *wake_event;
-        struct event *request_event;
-        bool on_vfio;                   /* bound to a VFIO driver; false: a released device kept
-                                         * in the table until Claim (a reservation) */
-        char *released_by;              /* the device whose Release released this one; NULL when
-                                         * not released by a Release */
-        PmState counted;                /* the state it is counted under in Manager.count */
-        bool gone;                      /* being forgotten or freed: pm's callbacks change nothing */
-        void *observer;                 /* managed_device_observer() */
-};
-
-struct Manager {
-        ManagerConfig config;
-        struct event_base *base;
-        struct event *sighup, *sigterm, *sigint, *watchdog;
-        DeviceMonitor *monitor;
-        VfioBackend *backend;
-        PolicySet *policy;
-        PmEnv pm_env;
-        DeviceTable *devices;           /* name → ManagedDevice, owned */
-        ManagedDevice **sorted;         /* manager_devices() */
-        ManagerHooks hooks;
-        bool started;
-        bool enumerating;               /* manager_start(): devices go in the table, no decision yet */
-        int exit_error;                 /* manager_fail(): what manager_run() returns */
-        int state_dir_fd;               /* the records of the originals; -EBADF: none */
-        int release_dir_fd;             /* release-store.h; -EBADF: releases die with the daemon */
-        bool record_warned;             /* a record could not be written: said once */
-        bool fd_limit_warned;           /* a device could not be held for want of fds: said once */
-        /* STATUS=: the devices in the table by state, kept as they change (nothing walks the table
-         * on a change), sent once a loop turn and only when its text changed */
-        size_t count[_PM_STATE_MAX];
-        size_t count_sent[_PM_STATE_MAX];       /* the counts status_sent says */
-        struct event *status_event;
-        char status_sent[256];
-};
 
 static usec_t env_now(void *userdata) {
         return now(CLOCK_MONOTONIC);
@@ -180,7 +133,7 @@ static void on_power_follow(evutil_socket_t fd, short what, void *userdata) {
         power_follow_schedule(d);
 }
 
-static void hook_device_changed(Manager *m, ManagedDevice *d) {
+void manager_hook_device_changed(Manager *m, ManagedDevice *d) {
         if (!d || !m->hooks.device_changed)
                 return;
         m->hooks.device_changed(m->hooks.userdata, d);
@@ -265,7 +218,7 @@ static void env_state_changed(void *userdata, PmDevice *pm, PmState old) {
         if (d)
                 count_state(m, d, new);
         notify_status(m);
-        hook_device_changed(m, d);
+        manager_hook_device_changed(m, d);
 }
 
 static void env_record_failed(void *userdata, PmDevice *pm, const char *what, int error) {
@@ -290,7 +243,7 @@ static void env_record_failed(void *userdata, PmDevice *pm, const char *what, in
                                  what);
 }
 
-static int device_apply_policy(Manager *m, ManagedDevice *d) {
+int managed_device_apply_policy(Manager *m, ManagedDevice *d) {
         _cleanup_(effective_policy_freep) EffectivePolicy *p = NULL;
         DeviceFacts facts;
         int r;
@@ -304,7 +257,7 @@ static int device_apply_policy(Manager *m, ManagedDevice *d) {
         r = pm_device_set_policy(d->pm, &d->policy->values);
         if (r < 0)
                 log_device_debug(d->info->name, "Policy applied, with an error: %s", pm_device_last_error(d->pm));
-        hook_device_changed(m, d);      /* the mode may change without the state */
+        manager_hook_device_changed(m, d);      /* the mode may change without the state */
         return 0;
 }
 
@@ -336,7 +289,7 @@ static void managed_device_free_value(void *d) {
 }
 
 /* Makes d (with its pm, before its first decision) and puts it in the table; no hook called. */
-static int device_new(Manager *m, const char *bus, const char *name, ManagedDevice **ret) {
+int managed_device_new(Manager *m, const char *bus, const char *name, ManagedDevice **ret) {
         _cleanup_(managed_device_freep) ManagedDevice *d = NULL;
         char path[512];
         int r;
@@ -398,84 +351,6 @@ static void device_refresh(Manager *m, ManagedDevice *d) {
         SWAP_PTR(d->info, fresh);
 }
 
-/* Released by a Release (its own, a group sibling's, a reservation): what the release directory
- * keeps and Claim ends; not a kernel request. */
-static bool released_by_release(PmRelease why) {
-        return why == PM_RELEASE_OWN || why == PM_RELEASE_GROUP || why == PM_RELEASE_RESERVATION;
-}
-
-/* The release of d as release-store.h keeps it (or forgets it when d is not released by a
- * Release). A failure costs only the restart case: said, and ignored. */
-static void release_sync(Manager *m, ManagedDevice *d) {
-        PmRelease why = pm_device_release_reason(d->pm);
-        int r;
-
-        if (m->release_dir_fd < 0)
-                return;
-        if (released_by_release(why))
-                r = release_store_save(m->release_dir_fd, d->info->name, why, d->released_by ?: d->info->name);
-        else
-                r = release_store_forget(m->release_dir_fd, d->info->name);
-        if (r < 0)
-                log_device_warning_errno(d->info->name, r, "Failed to record the release in the release directory "
-                                         "(a restarted daemon would not know of it), ignoring: %m");
-}
-
-static int set_released_by(ManagedDevice *d, const char *by) {
-        char *s = NULL;
-
-        if (by) {
-                s = strdup(by);
-                if (!s)
-                        return -ENOMEM;
-        }
-        free(d->released_by);
-        d->released_by = s;
-        return 0;
-}
-
-/* What the release directory says of name, applied before its first decision: a restarted daemon
- * leaves released what the one before released. */
-static void release_adopt(Manager *m, ManagedDevice *d) {
-        _cleanup_free_ char *by = NULL;
-        PmRelease why;
-        int r;
-
-        if (m->release_dir_fd < 0)
-                return;
-        r = release_store_load(m->release_dir_fd, d->info->name, &why, &by);
-        if (r == -ENOENT)
-                return;
-        if (r < 0) {
-                log_device_warning_errno(d->info->name, r, "Failed to read its release record, ignoring: %m");
-                return;
-        }
-        if (set_released_by(d, by) < 0 || pm_device_release(d->pm, why) < 0)
-                return;
-        log_device_info(d->info->name, "Released (%s, by %s) before this daemon started: stays released until Claim",
-                        pm_release_to_string(why), by);
-}
-
-/* A device off VFIO with a record in the release directory: in the table, released as it was. */
-static int device_add_released(Manager *m, const char *bus, const char *name) {
-        ManagedDevice *d;
-        int r;
-
-        r = device_new(m, bus, name, &d);
-        if (r < 0)
-                return r;
-        if (m->hooks.device_added)
-                m->hooks.device_added(m->hooks.userdata, d);
-        release_adopt(m, d);
-        return device_apply_policy(m, d);
-}
-
-static bool release_recorded(Manager *m, const char *name) {
-        PmRelease why;
-
-        return m->release_dir_fd >= 0 && release_store_load(m->release_dir_fd, name, &why, NULL) >= 0;
-}
-
 int manager_add_device(Manager *m, const char *bus, const char *name) {
         ManagedDevice *d = manager_find_device(m, name);
         int r;
@@ -487,24 +362,24 @@ int manager_add_device(Manager *m, const char *bus, const char *name) {
                 device_refresh(m, d);
                 log_device_info(name, "Now on %s, released (%s) until Claim", d->info->driver ?: "no driver",
                                 pm_release_to_string(pm_device_release_reason(d->pm)));
-                return device_apply_policy(m, d);
+                return managed_device_apply_policy(m, d);
         }
 
-        r = device_new(m, bus, name, &d);
+        r = managed_device_new(m, bus, name, &d);
         if (r < 0)
                 return r;
         log_device_info(name, "Found %s device (driver %s, iommu group %d)", bus, d->info->driver ?: "none",
                         d->info->iommu_group);
         if (m->hooks.device_added)
                 m->hooks.device_added(m->hooks.userdata, d);
-        release_adopt(m, d);
+        manager_release_adopt(m, d);
         if (m->enumerating)
                 return 0;               /* manager_start() decides once every device is in */
-        return device_apply_policy(m, d);
+        return managed_device_apply_policy(m, d);
 }
 
 /* Forgets d: out of the table, closed if held. */
-static void device_forget(Manager *m, ManagedDevice *d) {
+void manager_forget_device(Manager *m, ManagedDevice *d) {
         if (m->hooks.device_removed)
                 m->hooks.device_removed(m->hooks.userdata, d);
         /* what pm reports while closing changes nothing; out of the table (which frees it) */
@@ -513,30 +388,20 @@ static void device_forget(Manager *m, ManagedDevice *d) {
         notify_status(m);
 }
 
-/* Whether d stays in the table off its VFIO driver: released by a Release (the caller's Claim
- * will end it), and still in sysfs. */
-static bool device_keep_released(Manager *m, ManagedDevice *d) {
-        const char *bus;
-
-        if (!released_by_release(pm_device_release_reason(d->pm)))
-                return false;
-        return device_find_bus(m->config.sysfs_fd, d->info->name, &bus) >= 0;
-}
-
 void manager_remove_device(Manager *m, const char *name) {
         ManagedDevice *d = manager_find_device(m, name);
 
         if (!d)
                 return;
-        if (device_keep_released(m, d)) {
+        if (manager_keep_released(m, d)) {
                 device_refresh(m, d);
                 log_device_info(name, "Gone from its VFIO driver (now %s), released (%s) until Claim",
                                 d->info->driver ?: "no driver", pm_release_to_string(pm_device_release_reason(d->pm)));
-                hook_device_changed(m, d);
+                manager_hook_device_changed(m, d);
                 return;
         }
         log_device_info(name, "Gone from its VFIO driver, forgetting it");
-        device_forget(m, d);
+        manager_forget_device(m, d);
 }
 
 void manager_change_device(Manager *m, const char *bus, const char *name) {
@@ -548,208 +413,19 @@ void manager_change_device(Manager *m, const char *bus, const char *name) {
                 /* a reservation: gone from sysfs (its record stays until Claim), on VFIO, or rebound */
                 if (device_find_bus(m->config.sysfs_fd, name, &b) < 0) {
                         log_device_info(name, "Gone, forgetting it (its release is kept until Claim)");
-                        device_forget(m, d);
+                        manager_forget_device(m, d);
                 } else if (device_is_vfio(m->config.sysfs_fd, d->info->bus, name))
                         (void) manager_add_device(m, d->info->bus, name);
                 else {
                         device_refresh(m, d);
-                        hook_device_changed(m, d);
+                        manager_hook_device_changed(m, d);
                 }
         } else if (d && pm_device_state(d->pm) == PM_STATE_BUSY)
                 (void) pm_device_claim(d->pm);
         else if (!d && bus && device_is_vfio(m->config.sysfs_fd, bus, name))
                 (void) manager_add_device(m, bus, name);
-        else if (!d && bus && release_recorded(m, name) && device_find_bus(m->config.sysfs_fd, name, &bus) >= 0)
-                (void) device_add_released(m, bus, name);       /* a released device is back */
-}
-
-/* ---- hand-off: Release and Claim of IOMMU groups ---------------------------------------- */
-
-static void log_siblings(const char *name, const char *verb, char **also, int group) {
-        for (char **p = also; p && *p; p++)
-                log_device_info(*p, "%s with %s (IOMMU group %d)", verb, name, group);
-}
-
-int manager_release(Manager *m, const char *name, char ***ret_also) {
-        ManagedDevice *d = manager_find_device(m, name);
-        char **also = NULL;
-        size_t n = 0;
-        int own, r;
-
-        if (!release_store_name_ok(name))
-                return -ENODEV;
-        if (!d) {
-                const char *bus;
-
-                /* not on a VFIO driver (yet): a reservation, kept until Claim */
-                r = device_find_bus(m->config.sysfs_fd, name, &bus);
-                if (r < 0)
-                        return r;
-                r = device_new(m, bus, name, &d);
-                if (r < 0)
-                        return r;
-                log_device_info(name, "Reserved: not on a VFIO driver (%s), released until Claim",
-                                d->info->driver ?: "no driver");
-                if (m->hooks.device_added)
-                        m->hooks.device_added(m->hooks.userdata, d);
-                (void) set_released_by(d, name);
-                (void) pm_device_release(d->pm, PM_RELEASE_RESERVATION);
-                (void) device_apply_policy(m, d);
-                own = 0;
-        } else {
-                /* before the transition, which announces ReleasedBy with State */
-                if (set_released_by(d, name) < 0)
-                        return -ENOMEM;
-                own = pm_device_release(d->pm, d->on_vfio ? PM_RELEASE_OWN : PM_RELEASE_RESERVATION);
-        }
-        if (own >= 0) {
-                release_sync(m, d);
-                hook_device_changed(m, d);      /* released already: only the reason may have moved */
-        } else if (own == -ENOTCONN)
-                (void) set_released_by(d, NULL);
-        else
-                return own;
-
-        /* vfio group opens are exclusive: what the caller needs free is the whole group */
-        if (d->info->iommu_group >= 0) {
-                ManagedDevice *s;
-
-                DEVICE_TABLE_FOREACH(s, m->devices, i) {
-                        if (s == d || s->info->iommu_group != d->info->iommu_group ||
-                            pm_device_release_reason(s->pm) != PM_RELEASE_NONE)
-                                continue;
-                        r = set_released_by(s, name);
-                        if (r >= 0)
-                                r = pm_device_release(s->pm, PM_RELEASE_GROUP);
-                        if (r == -ENOTCONN) {
-                                (void) set_released_by(s, NULL);
-                                continue;       /* not held, not wanted */
-                        }
-                        if (r >= 0) {
-                                release_sync(m, s);
-                                r = strv_push(&also, &n, s->info->name);
-                        }
-                        if (r < 0) {
-                                strv_free(also);
-                                return r;
-                        }
-                }
-        }
-        log_siblings(name, "Released", also, d->info->iommu_group);
-        if (own == -ENOTCONN && n == 0)
-                return -ENOTCONN;
-        if (ret_also)
-                *ret_also = also ?: calloc(1, sizeof(char *));
-        else
-                strv_free(also);
-        return 0;
-}
-
-/* Claim of one device: a reservation off VFIO ends (the device leaves the table), else pm. */
-static int device_claim(Manager *m, ManagedDevice *d) {
-        int r = 0;
-
-        if (!d->on_vfio) {
-                if (m->release_dir_fd >= 0)
-                        (void) release_store_forget(m->release_dir_fd, d->info->name);
-                log_device_info(d->info->name, "Reservation dropped: not on a VFIO driver");
-                device_forget(m, d);
-                return 0;
-        }
-        r = pm_device_claim(d->pm);
-        if (pm_device_release_reason(d->pm) == PM_RELEASE_NONE) {
-                (void) set_released_by(d, NULL);
-                release_sync(m, d);
-        }
-        return r;
-}
-
-/* The records of devices released with name that are not in the table (gone from sysfs, or not
- * present when the daemon started): Claim ends their release too, else they would come back
- * released with nothing left to claim them. */
-static unsigned release_forget_absent(Manager *m, const char *name) {
-        _cleanup_(strv_freep) char **names = NULL;
-        unsigned n = 0;
-
-        if (m->release_dir_fd < 0 || release_store_list(m->release_dir_fd, &names) < 0)
-                return 0;
-        for (char **p = names; *p; p++) {
-                _cleanup_free_ char *by = NULL;
-                PmRelease why;
-
-                if (!manager_find_device(m, *p) &&
-                    release_store_load(m->release_dir_fd, *p, &why, &by) >= 0 &&
-                    why == PM_RELEASE_GROUP && strcmp(by, name) == 0) {
-                        (void) release_store_forget(m->release_dir_fd, *p);
-                        log_device_info(*p, "Not present; its release with %s ends", name);
-                        n++;
-                }
-        }
-        return n;
-}
-
-int manager_claim(Manager *m, const char *name, char ***ret_also) {
-        ManagedDevice *d = manager_find_device(m, name);
-        char **also = NULL, **group = NULL;
-        size_t n = 0, n_group = 0;
-        ManagedDevice *other;
-        int group_id = d ? d->info->iommu_group : -1, r = 0, k;
-        unsigned absent;
-
-        if (!release_store_name_ok(name))
-                return -ENODEV;
-        /* who was released with it, and who waits in busy for the same group (an earlier Claim found
-         * it held): names first, claiming may take devices out of the table */
-        DEVICE_TABLE_FOREACH(other, m->devices, i) {
-                bool with = pm_device_release_reason(other->pm) == PM_RELEASE_GROUP && other->released_by &&
-                            strcmp(other->released_by, name) == 0;
-                bool waits = group_id >= 0 && other->info->iommu_group == group_id &&
-                             pm_device_state(other->pm) == PM_STATE_BUSY;
-
-                if (other != d && (with || waits) && strv_push(&group, &n_group, other->info->name) < 0) {
-                        strv_free(group);
-                        return -ENOMEM;
-                }
-        }
-        absent = release_forget_absent(m, name);
-        if (d)
-                r = device_claim(m, d);
-        else if (release_recorded(m, name)) {
-                /* reserved, and never seen since: the reservation goes */
-                (void) release_store_forget(m->release_dir_fd, name);
-                log_device_info(name, "Reservation dropped: the device is not present");
-        } else if (n_group == 0 && absent == 0) {
-                strv_free(group);
-                return -ENODEV;
-        }
-
-        for (size_t i = 0; i < n_group; i++) {
-                ManagedDevice *s = manager_find_device(m, group[i]);
-
-                if (!s)
-                        continue;
-                if (group_id < 0)
-                        group_id = s->info->iommu_group;
-                k = device_claim(m, s);
-                if (k < 0)
-                        log_device_debug(group[i], "Claim with %s failed: %s", name, strerror(-k));
-                if (strv_push(&also, &n, group[i]) < 0) {
-                        strv_free(group);
-                        strv_free(also);
-                        return -ENOMEM;
-                }
-        }
-        strv_free(group);
-        log_siblings(name, "Claimed", also, group_id);
-        if (r < 0) {
-                strv_free(also);
-                return r;
-        }
-        if (ret_also)
-                *ret_also = also ?: calloc(1, sizeof(char *));
-        else
-                strv_free(also);
-        return 0;
+        else if (!d && bus && manager_release_recorded(m, name) && device_find_bus(m->config.sysfs_fd, name, &bus) >= 0)
+                (void) manager_add_released(m, bus, name);       /* a released device is back */
 }
 
 static void on_device_event(void *userdata, DeviceEvent event, const char *bus, const char *name) {
@@ -852,7 +528,7 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
                 .fds_changed = env_fds_changed,
                 .state_changed = env_state_changed,
                 .record_failed = env_record_failed,
-                /* .userdata: each device's own (device_new()) */
+                /* .userdata: each device's own (managed_device_new()) */
                 .state_dir_fd = m->state_dir_fd,
         };
 
@@ -914,35 +590,10 @@ int manager_reload(Manager *m) {
                 return log_error_errno(r, "Failed to load the policy: %m");
         log_policy_errors(m);
         DEVICE_TABLE_FOREACH(d, m->devices, i)
-                (void) device_apply_policy(m, d);
+                (void) managed_device_apply_policy(m, d);
         if (m->hooks.policy_reloaded)
                 m->hooks.policy_reloaded(m->hooks.userdata);
         return r;
-}
-
-void manager_load_releases(Manager *m) {
-        char **names = NULL;
-        int r;
-
-        if (m->release_dir_fd < 0)
-                return;
-        r = release_store_list(m->release_dir_fd, &names);
-        if (r < 0) {
-                log_warning_errno(r, "Failed to list the release directory, ignoring: %m");
-                return;
-        }
-        for (char **p = names; *p; p++) {
-                const char *bus;
-
-                if (manager_find_device(m, *p))
-                        continue;
-                if (device_find_bus(m->config.sysfs_fd, *p, &bus) < 0) {
-                        log_device_debug(*p, "Released, and not present: kept until Claim");
-                        continue;
-                }
-                (void) device_add_released(m, bus, *p);
-        }
-        strv_free(names);
 }
 
 /* The first decision of every device in the table that has none yet, in name order. */
@@ -962,7 +613,7 @@ static int decide_all(Manager *m) {
         memcpy(l, sorted, n * sizeof(*l));
         for (size_t i = 0; i < n; i++)
                 if (!l[i]->policy)
-                        (void) device_apply_policy(m, l[i]);
+                        (void) managed_device_apply_policy(m, l[i]);
         return 0;
 }
 
@@ -1063,10 +714,6 @@ void managed_device_set_observer(ManagedDevice *d, void *observer) {
 
 PmDevice *managed_device_pm(const ManagedDevice *d) {
         return d->pm;
-}
-
-const char *managed_device_released_by(const ManagedDevice *d) {
-        return released_by_release(pm_device_release_reason(d->pm)) ? d->released_by : NULL;
 }
 
 bool managed_device_on_vfio(const ManagedDevice *d) {
