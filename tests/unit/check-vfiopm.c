@@ -12,6 +12,7 @@ static Suite *(*const suites[])(void) = {
         device_table_suite,
         domain_xml_suite,
         fd_util_suite,
+        fdstore_suite,
         fileio_suite,
         log_suite,
         manager_suite,
