@@ -637,6 +637,140 @@ int vfio_device_open(VfioBackend *b, const char *bus, const char *name, VfioDevi
         return 0;
 }
 
+void vfio_device_held_fds(const VfioDevice *d, VfioHeldFds *ret) {
+        *ret = VFIO_HELD_FDS_NULL;
+        ret->device = d->fd;
+        ret->wake = d->wake_fd;
+        ret->request = d->request_fd;
+        if (d->group) {
+                ret->group_id = d->group->id;
+                ret->group = d->group->group_fd;
+                ret->container = d->group->container ? d->group->container->fd : -EBADF;
+                ret->container_shared = d->group->container && d->group->container == d->backend->shared;
+        }
+        if (d->uses_iommufd) {
+                ret->iommufd = d->backend->iommufd;
+                ret->ioas_id = d->backend->ioas_id;
+        }
+        ret->entered = d->entered;
+        ret->entered_wakeup = d->entered_wakeup;
+}
+
+static void held_fds_close(const VfioBackend *b, VfioHeldFds *fds) {
+        fds->device = sys_close(b, fds->device);
+        fds->wake = sys_close(b, fds->wake);
+        fds->request = sys_close(b, fds->request);
+        fds->group = sys_close(b, fds->group);
+        fds->container = sys_close(b, fds->container);
+        fds->iommufd = sys_close(b, fds->iommufd);
+}
+
+/* The group of an adopted device: the backend's, or a new one from the fds (group, and the
+ * container unless the shared one is held already). Takes what it uses out of fds. */
+static int group_adopt(VfioBackend *b, VfioHeldFds *fds, VfioGroup **ret) {
+        VfioContainer *c = NULL;
+        VfioGroup *g;
+
+        for (g = b->groups; g; g = g->next)
+                if (g->id == fds->group_id) {
+                        g->users++;
+                        *ret = g;
+                        return 0;
+                }
+        if (fds->group < 0)
+                return -EBADF;
+        if (fds->container_shared && b->shared) {
+                c = b->shared;
+                c->groups++;
+        } else {
+                if (fds->container < 0)
+                        return -EBADF;
+                c = calloc(1, sizeof(*c));
+                if (!c)
+                        return -ENOMEM;
+                c->fd = TAKE_FD(fds->container);
+                c->groups = 1;
+                if (fds->container_shared)
+                        b->shared = c;
+        }
+        g = calloc(1, sizeof(*g));
+        if (!g) {
+                container_unref(b, c);
+                return -ENOMEM;
+        }
+        *g = (VfioGroup) {
+                .next = b->groups,
+                .id = fds->group_id,
+                .group_fd = TAKE_FD(fds->group),
+                .container = c,
+                .users = 1,
+        };
+        b->groups = g;
+        *ret = g;
+        return 0;
+}
+
+int vfio_device_adopt(VfioBackend *b, const char *name, VfioHeldFds *fds, VfioDevice **ret) {
+        _cleanup_(vfio_device_closep) VfioDevice *d = NULL;
+        int r;
+
+        if (!b || !fds || !ret || !name_ok(name))
+                r = -EINVAL;
+        else if (fds->device < 0 || fds->wake < 0 || fds->request < 0)
+                r = -EBADF;
+        else
+                r = 0;
+        for (VfioDevice *i = b ? b->devices : NULL; r >= 0 && i; i = i->next)
+                if (i->name && strcmp(i->name, name) == 0)
+                        r = -EBUSY;
+        if (r >= 0) {
+                d = calloc(1, sizeof(*d));
+                if (!d)
+                        r = -ENOMEM;
+        }
+        if (r < 0) {
+                if (fds && b)
+                        held_fds_close(b, fds);
+                return r;
+        }
+
+        /* From here on vfio_device_close() undoes whatever got done. */
+        d->backend = b;
+        b->n_ref++;
+        d->next = b->devices;
+        b->devices = d;
+        d->fd = TAKE_FD(fds->device);
+        d->wake_fd = TAKE_FD(fds->wake);
+        d->request_fd = TAKE_FD(fds->request);
+        d->entered = fds->entered;
+        d->entered_wakeup = fds->entered && fds->entered_wakeup;
+        d->name = strdup(name);
+        if (!d->name)
+                r = -ENOMEM;
+        else if (b->path == VFIO_PATH_GROUP)
+                r = group_adopt(b, fds, &d->group);
+        else if (b->path == VFIO_PATH_CDEV) {
+                if (b->iommufd_users == 0 && fds->iommufd < 0)
+                        r = -EBADF;
+                else {
+                        if (b->iommufd_users == 0) {
+                                b->iommufd = TAKE_FD(fds->iommufd);
+                                b->ioas_id = fds->ioas_id;
+                                b->have_ioas = true;
+                        }
+                        b->iommufd_users++;
+                        d->uses_iommufd = true;
+                }
+        } else
+                r = -EINVAL;
+        /* what was not needed: copies of what the backend holds already */
+        held_fds_close(b, fds);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(d);
+        return 0;
+}
+
 VfioDevice *vfio_device_close(VfioDevice *d) {
         VfioBackend *b;
 

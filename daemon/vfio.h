@@ -17,6 +17,7 @@
  * The rule the daemon keeps (SPEC §1: every ioctl on the device fd wakes it): while a device is
  * in low power, the only ioctls issued on it are LOW_POWER_EXIT and another entry. */
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -80,6 +81,40 @@ VfioPath vfio_backend_path(const VfioBackend *b);
  * kernel describes the device unlike its bus (a PCI device without VFIO_DEVICE_FLAGS_PCI);
  * -EINVAL bad bus or name; other -errno from the kernel. On failure nothing stays open. */
 int vfio_device_open(VfioBackend *b, const char *bus, const char *name, VfioDevice **ret);
+
+/* The fds a held device hands to the service manager's file descriptor store (fdstore.h), so
+ * that the next daemon adopts the device as it is (SPEC §9); and what it needs besides them. */
+typedef struct VfioHeldFds {
+        int device, wake, request;
+        /* group path: the IOMMU group's fd, shared by the group's held devices, and the group's
+         * container: the one every type1 group shares (container_shared), else its own */
+        unsigned group_id;
+        int group, container;
+        bool container_shared;
+        /* cdev path: the iommufd every held device is bound to, and the IOAS they are attached to */
+        int iommufd;
+        uint32_t ioas_id;
+        /* the low-power entry in force, if any */
+        bool entered, entered_wakeup;
+} VfioHeldFds;
+
+#define VFIO_HELD_FDS_NULL                                                                        \
+        ((VfioHeldFds) { .device = -EBADF, .wake = -EBADF, .request = -EBADF, .group = -EBADF,  \
+                         .container = -EBADF, .iommufd = -EBADF })
+
+/* d's fds and state, borrowed: valid while d is held. */
+void vfio_device_held_fds(const VfioDevice *d, VfioHeldFds *ret);
+
+/* Holds name again with the fds a daemon before this one held it with, as it left it (in low
+ * power, woken, or in D0): without any ioctl — one on the device fd would wake it (SPEC §1) — or
+ * open. The request eventfd is still registered (the kernel keeps the trigger while the device
+ * is open), the wake-up eventfd still the one of the entry in force. A group (container,
+ * iommufd) the backend holds already, through a device adopted or opened before, is shared: its
+ * fd may then be -EBADF, else it is closed (a copy of the same open file); one it does not hold
+ * needs its fd (and the container's, unless the shared container is held). Takes every fd in
+ * *fds (they are -EBADF after), also on failure, which closes them: -EBADF for a missing one,
+ * -EBUSY if name is held already, -EINVAL for a bad name or a path the backend does not use. */
+int vfio_device_adopt(VfioBackend *b, const char *name, VfioHeldFds *fds, VfioDevice **ret);
 
 /* Closes the device fd (and the group/container or iommufd when it was the last user): the
  * kernel may give the device to the next opener at once. Nothing is issued first, in low power

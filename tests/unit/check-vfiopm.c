@@ -32,6 +32,7 @@ static Suite *(*const suites[])(void) = {
         udev_monitor_suite,
         utf8_suite,
         vfio_suite,
+        vfio_adopt_suite,
         vfio_eventfds_suite,
 };
 

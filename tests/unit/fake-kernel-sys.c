@@ -93,6 +93,18 @@ static void fd_remove(FakeKernel *k, FakeFd *f) {
         k->nfds--;
 }
 
+/* The fds of the fake (f among them) that stand for f's object: a copy (fake_kernel_dup()) is
+ * another fd of the same open file. */
+static unsigned fds_of(const FakeKernel *k, const FakeFd *f, FakeFdKind kind) {
+        unsigned n = 0;
+
+        for (size_t i = 0; i < k->nfds; i++)
+                if (k->fds[i].kind == kind && (kind == FAKE_FD_GROUP ? k->fds[i].group == f->group :
+                                               k->fds[i].device == f->device))
+                        n++;
+        return n;
+}
+
 static bool group_has_cdev_bound(const FakeKernel *k, unsigned id) {
         for (unsigned i = 0; i < k->ndevices; i++)
                 if (k->devices[i].group == id && k->devices[i].cdev_bound)
@@ -331,6 +343,51 @@ int fake_eventfd(void *userdata, unsigned initval, int flags) {
         return c->result = fd;
 }
 
+int fake_kernel_dup(FakeKernel *k, int fd) {
+        FakeFd *f = fd_find(k, fd), copy;
+        int r;
+
+        if (!f)
+                return -EBADF;
+        copy = *f;
+        r = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (r < 0)
+                return -errno;
+        copy.fd = r;
+        switch (copy.kind) {
+        case FAKE_FD_CONTAINER:
+                copy.container->refs++;
+                break;
+        case FAKE_FD_GROUP:
+                copy.group->users++;
+                break;
+        case FAKE_FD_DEVICE:
+                copy.device->opens++;
+                copy.group->users++;
+                break;
+        case FAKE_FD_CDEV:
+                if (copy.bound) {
+                        copy.device->opens++;
+                        copy.iommufd->refs++;
+                }
+                break;
+        case FAKE_FD_IOMMUFD:
+                copy.iommufd->refs++;
+                break;
+        case FAKE_FD_DIR:
+        case FAKE_FD_EVENTFD:
+        case _FAKE_FD_KIND_MAX:
+        case _FAKE_FD_KIND_INVALID:
+                break;
+        }
+        if (fd_add(k, r, copy.kind, &f) < 0) {
+                (void) close(r);
+                return -ENOMEM;
+        }
+        *f = copy;
+        return r;
+}
+
 int fake_close(void *userdata, int fd) {
         FakeKernel *k = userdata;
         FakeCall *c = log_call(k, FAKE_CALL_CLOSE);
@@ -350,7 +407,7 @@ int fake_close(void *userdata, int fd) {
                 container_unref(f->container);
                 break;
         case FAKE_FD_GROUP:
-                f->group->open = false;
+                f->group->open = fds_of(k, f, FAKE_FD_GROUP) > 1;      /* a copy keeps it open */
                 group_put(f->group);
                 break;
         case FAKE_FD_DEVICE:
@@ -359,7 +416,7 @@ int fake_close(void *userdata, int fd) {
                 break;
         case FAKE_FD_CDEV:
                 if (f->bound) {
-                        f->device->cdev_bound = false;
+                        f->device->cdev_bound = fds_of(k, f, FAKE_FD_CDEV) > 1;
                         device_put(f->device);
                         iommufd_unref(f->iommufd);
                 }

@@ -143,6 +143,12 @@ FakeLowPower fake_kernel_device_low_power(const FakeKernel *k, const char *name)
 /* The fd number the device's request trigger is registered with, -1 if none. */
 int fake_kernel_device_request_fd(const FakeKernel *k, const char *name);
 
+/* Another fd of the same open file as fd (one the fake gave), as the service manager's file
+ * descriptor store holds one (SCM_RIGHTS): the object (device, group, container, iommufd,
+ * eventfd) stays open until every fd of it is closed, through the VfioSys or fake_close().
+ * -EBADF for an fd the fake never gave. Not logged. */
+int fake_kernel_dup(FakeKernel *k, int fd);
+
 /* ---- inspection ----------------------------------------------------------------------- */
 
 /* fds the fake has handed out and that are still open (eventfds included). */

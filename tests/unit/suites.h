@@ -31,4 +31,5 @@ Suite *time_util_suite(void);
 Suite *udev_monitor_suite(void);
 Suite *utf8_suite(void);
 Suite *vfio_suite(void);
+Suite *vfio_adopt_suite(void);
 Suite *vfio_eventfds_suite(void);
