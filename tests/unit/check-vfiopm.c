@@ -13,6 +13,7 @@ static Suite *(*const suites[])(void) = {
         domain_xml_suite,
         fd_util_suite,
         fdstore_suite,
+        held_record_suite,
         fileio_suite,
         log_suite,
         manager_suite,

@@ -12,6 +12,7 @@ Suite *device_table_suite(void);
 Suite *domain_xml_suite(void);
 Suite *fd_util_suite(void);
 Suite *fdstore_suite(void);
+Suite *held_record_suite(void);
 Suite *fileio_suite(void);
 Suite *log_suite(void);
 Suite *manager_suite(void);
