@@ -6,13 +6,6 @@
 #include "pm.h"
 #include "power-sysfs.h"
 
-/* What the kernel has in force on the held device, as far as the daemon knows. */
-typedef enum PmEntry {
-        PM_ENTRY_NONE,
-        PM_ENTRY_PLAIN,
-        PM_ENTRY_WAKEUP,
-} PmEntry;
-
 struct PmDevice {
         PmEnv env;
         const PmVfioOps *ops;
@@ -253,6 +246,7 @@ static int enter_error(PmDevice *d, usec_t now, const char *what, int r) {
 
 /* ---- the held fd ------------------------------------------------------------------------ */
 
+/* Returns > 0 for a device adopted with an entry in force (PmVfioOps.open), else 0. */
 static int device_open(PmDevice *d) {
         void *h = NULL;
         int r;
@@ -261,10 +255,10 @@ static int device_open(PmDevice *d) {
         if (r < 0)
                 return r;
         d->vfio = h;
-        d->in_force = PM_ENTRY_NONE;
+        d->in_force = r == PM_ENTRY_PLAIN || r == PM_ENTRY_WAKEUP ? (PmEntry) r : PM_ENTRY_NONE;
         if (d->env.fds_changed)
                 d->env.fds_changed(d->env.userdata, d);
-        return 0;
+        return d->in_force != PM_ENTRY_NONE;
 }
 
 /* The watcher drops the fds first, then they are closed. Closing ends any entry in force. */
@@ -436,6 +430,8 @@ static int apply_d3cold(PmDevice *d, usec_t now, bool *exit_failed) {
 
 /* The half of reconcile() for a device that is not held, or must be let go (released, modes
  * kernel and on): closed, then released, on, kernel, or opened for auto and wakeup. */
+static int reconcile_held(PmDevice *d, usec_t now);
+
 static int reconcile_unheld(PmDevice *d, usec_t now) {
         PolicyMode m = d->policy.mode;
         int r;
@@ -476,6 +472,11 @@ static int reconcile_unheld(PmDevice *d, usec_t now) {
         }
         if (r < 0)
                 return enter_error(d, now, "open", r);
+        if (r > 0) {
+                /* adopted in low power: armed as it is, unless the mode wants the other entry */
+                transition(d, now, PM_STATE_ARMED, USEC_INFINITY);
+                return reconcile_held(d, now);
+        }
         return device_wait_or_arm(d, now, PM_STATE_IDLE, now, d->policy.arm_delay_ms);
 }
 
@@ -823,6 +824,17 @@ const char *pm_device_last_error(const PmDevice *d) {
 
 int pm_device_last_errno(const PmDevice *d) {
         return d ? d->last_errno : 0;
+}
+
+PmEntry pm_device_entry(const PmDevice *d) {
+        return d->vfio ? d->in_force : PM_ENTRY_NONE;
+}
+
+void pm_device_restore_counters(PmDevice *d, const PmCounters *c) {
+        d->wakes = c->wakes;
+        d->arms = c->arms;
+        d->low_power_usec = c->low_power_usec;
+        d->last_wake_realtime_usec = c->last_wake_realtime_usec;
 }
 
 void pm_device_counters(const PmDevice *d, PmCounters *ret) {

@@ -113,9 +113,20 @@ char *pm_state_counts_format(const size_t count[_PM_STATE_MAX], char *buf, size_
 
 typedef struct PmDevice PmDevice;
 
+/* What the kernel has in force on a held device, as far as the daemon knows. */
+typedef enum PmEntry {
+        PM_ENTRY_NONE,
+        PM_ENTRY_PLAIN,         /* LOW_POWER_ENTRY */
+        PM_ENTRY_WAKEUP,        /* LOW_POWER_ENTRY_WITH_WAKEUP */
+        _PM_ENTRY_MAX,
+} PmEntry;
+
 /* How pm reaches the device: the vfio.h calls it makes, behind a table so that the unit tests
  * drive the state machine through a fake. handle is what open gave; userdata is
- * PmEnv.vfio_userdata. Same contracts as the vfio.h functions they stand for. */
+ * PmEnv.vfio_userdata. Same contracts as the vfio.h functions they stand for, but open's: 0 for
+ * a device opened (in D0, nothing in force), or PM_ENTRY_PLAIN/PM_ENTRY_WAKEUP for one adopted
+ * as an earlier daemon left it, that entry in force (vfio_device_adopt()): pm takes it as armed,
+ * without an entry of its own (which would wake it), unless the mode wants the other one. */
 typedef struct PmVfioOps {
         int (*open)(void *userdata, const char *bus, const char *name, void **ret_handle);
         void (*close)(void *userdata, void *handle);
@@ -230,6 +241,12 @@ typedef struct PmCounters {
 } PmCounters;
 
 void pm_device_counters(const PmDevice *d, PmCounters *ret);
+/* A device adopted from an earlier daemon (PmVfioOps.open) goes on with that daemon's counts:
+ * before its first decision. */
+void pm_device_restore_counters(PmDevice *d, const PmCounters *c);
+/* The entry in force on a held device (PM_ENTRY_NONE when not held): for the record that lets
+ * the next daemon adopt it (held-record.h). */
+PmEntry pm_device_entry(const PmDevice *d);
 
 /* The kernel's own residency: power/runtime_suspended_time (ms) of the device. Reading it never
  * wakes the device. */

@@ -45,11 +45,12 @@ static int fake_open(void *userdata, const char *bus, const char *name, void **r
         ck_assert_int_ge(f->wake_fd, 0);
         ck_assert_int_ge(f->request_fd, 0);
         f->open = true;
-        f->in_force = FAKE_NONE;
-        f->suspended = false;
+        f->in_force = f->adopt;
+        f->suspended = f->adopt != FAKE_NONE;
+        f->adopt = FAKE_NONE;
         f->opens++;
         *ret_handle = f;
-        return 0;
+        return (int) f->in_force;       /* FakeEntry's values are PmEntry's */
 }
 
 static void fake_close(void *userdata, void *handle) {

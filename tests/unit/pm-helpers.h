@@ -29,6 +29,8 @@ typedef struct FakeDev {
         bool stay_active;               /* entries do not suspend (yet): conformance case 26 */
         bool exit_fires;                /* EXIT on a suspended wake-up entry signals (upstream) */
         int open_error;                 /* > 0: every open fails with it */
+        FakeEntry adopt;                /* the next open adopts the device as an earlier daemon
+                                         * left it, this entry in force (PmVfioOps.open) */
         int fail_enter;                 /* > 0: every entry fails with it */
         int fail_next_enter;            /* > 0: the next entry fails with it (vfio_pm_sim's) */
         int fail_exit;                  /* > 0: every exit fails with it */

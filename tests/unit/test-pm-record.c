@@ -337,6 +337,62 @@ START_TEST(test_record_bad_names) {
 }
 END_TEST
 
+/* ---- adopted from an earlier daemon (the service manager kept its fds) ------------------- */
+
+_Static_assert((int) FAKE_PLAIN == PM_ENTRY_PLAIN && (int) FAKE_WAKEUP == PM_ENTRY_WAKEUP, "the fake's entries");
+
+/* In low power as the mode wants: armed at once, no entry of its own (it would wake the device),
+ * the earlier daemon's counts go on. */
+START_TEST(test_adopt_armed) {
+        _cleanup_(t_freep) T *t = t_new();
+        PmCounters c;
+
+        t->dev.adopt = FAKE_WAKEUP;
+        pm_device_restore_counters(t->pm, &(PmCounters) { .wakes = 3, .arms = 5, .low_power_usec = 7 * USEC_PER_SEC });
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_WAKEUP, 5000, 0), 0);
+        expect_log(t, "open");
+        expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+        ck_assert_int_eq(pm_device_entry(t->pm), PM_ENTRY_WAKEUP);
+        t_advance(t, 2 * USEC_PER_SEC);
+        c = t_counters(t);
+        ck_assert_uint_eq(c.wakes, 3);
+        ck_assert_uint_eq(c.arms, 5);
+        ck_assert_uint_eq(c.low_power_usec, 9 * USEC_PER_SEC);
+
+        /* its wake is a wake like any: counted, re-armed */
+        ck_assert_int_eq(t_device_wakes(t), 0);
+        expect_log(t, "enter:w");
+        c = t_counters(t);
+        ck_assert_uint_eq(c.wakes, 4);
+        ck_assert_uint_eq(c.arms, 6);
+        ck_assert_uint_eq(t->dev.violations, 0);
+}
+END_TEST
+
+/* In the other entry than the mode wants (the policy changed while no daemon ran): exit first,
+ * never an entry over another; with no entry in force, as any open. */
+START_TEST(test_adopt_other_entry) {
+        _cleanup_(t_freep) T *t = t_new(), *t2 = t_new(), *t3 = t_new();
+
+        t->dev.adopt = FAKE_WAKEUP;
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_AUTO, 0, 0), 0);
+        expect_log(t, "open exit enter:p");
+        expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+        ck_assert_int_eq(pm_device_entry(t->pm), PM_ENTRY_PLAIN);
+
+        t2->dev.adopt = FAKE_PLAIN;
+        ck_assert_int_eq(t_policy(t2, POLICY_MODE_WAKEUP, 0, 0), 0);
+        expect_log(t2, "open exit enter:w");
+        ck_assert_int_eq(pm_device_entry(t2->pm), PM_ENTRY_WAKEUP);
+
+        ck_assert_int_eq(t_policy(t3, POLICY_MODE_WAKEUP, 1000, 0), 0);
+        expect_log(t3, "open");
+        expect_state(t3, PM_STATE_IDLE, T0 + 1000 * USEC_PER_MSEC);
+        ck_assert_int_eq(pm_device_entry(t3->pm), PM_ENTRY_NONE);
+        ck_assert_uint_eq(t->dev.violations + t2->dev.violations + t3->dev.violations, 0);
+}
+END_TEST
+
 Suite *pm_record_suite(void) {
         Suite *s = suite_create("pm-record");
         TCase *tc;
@@ -349,6 +405,11 @@ Suite *pm_record_suite(void) {
         tcase_add_test(tc, test_record_corrupt);
         tcase_add_test(tc, test_record_unwritable);
         tcase_add_test(tc, test_record_bad_names);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("adopt");
+        tcase_add_test(tc, test_adopt_armed);
+        tcase_add_test(tc, test_adopt_other_entry);
         suite_add_tcase(s, tc);
 
         return s;
