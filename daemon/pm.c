@@ -558,18 +558,29 @@ int pm_device_new(const PmEnv *env, const char *bus, const char *name, int dev_d
         return 0;
 }
 
-PmDevice *pm_device_free(PmDevice *d) {
+static PmDevice *device_free(PmDevice *d, bool leave) {
         if (!d)
                 return NULL;
 
         device_close(d);
-        power_sysfs_done(&d->power);
+        if (leave)
+                power_sysfs_leave(&d->power);
+        else
+                power_sysfs_done(&d->power);
 
         free(d->flap_times);
         free(d->bus);
         free(d->name);
         free(d);
         return NULL;
+}
+
+PmDevice *pm_device_free(PmDevice *d) {
+        return device_free(d, false);
+}
+
+PmDevice *pm_device_leave(PmDevice *d) {
+        return device_free(d, true);
 }
 
 /* ---- events ----------------------------------------------------------------------------- */

@@ -179,6 +179,11 @@ int pm_device_new(const PmEnv *env, const char *bus, const char *name, int dev_d
  * sysfs (power/control, d3cold_allowed) and removes the device's record. */
 PmDevice *pm_device_free(PmDevice *d);
 DEFINE_TRIVIAL_CLEANUP_FUNC(PmDevice *, pm_device_free)
+/* For a daemon that exits for a restart while the service manager keeps the device's fds
+ * (fdstore.h): closes the handle (the daemon's own fds: the device stays open in the kernel),
+ * writes nothing to sysfs and keeps the record of the originals for the next daemon, which
+ * adopts the device as it is — what a SIGKILL would leave. */
+PmDevice *pm_device_leave(PmDevice *d);
 
 /* Events. Each returns ≥ 0 or -errno; a failure of the device or the kernel is also kept as the
  * device's last error. The two caller errors are not:

@@ -202,7 +202,10 @@ void power_sysfs_done(PowerSysfs *p) {
                 /* else kept in the record: the next daemon to take the device tries again */
         }
         record_sync(p, false, false);
+        power_sysfs_leave(p);
+}
 
+void power_sysfs_leave(PowerSysfs *p) {
         free(p->saved_control);
         p->saved_control = NULL;
         free(p->saved_d3cold);

@@ -59,6 +59,10 @@ void power_sysfs_init(PowerSysfs *p, int dir_fd, int record_dir_fd, const char *
  * written back stays in the record: the next daemon to take the device tries again. */
 void power_sysfs_done(PowerSysfs *p);
 
+/* Frees what p holds and writes nothing: the record stays as it is, for the next daemon (a
+ * restart that keeps the devices held, SPEC §9), as a daemon killed now would leave it. */
+void power_sysfs_leave(PowerSysfs *p);
+
 /* Mode on: power/control = on, remembering what it was. */
 int power_sysfs_control_on(PowerSysfs *p);
 /* Leaving mode on: power/control back to what it was (nothing if it was never changed). */

@@ -393,6 +393,35 @@ START_TEST(test_adopt_other_entry) {
 }
 END_TEST
 
+/* Leaving for a restart: the handle closed, nothing written to sysfs, the record kept; the next
+ * daemon adopts the device and a clean stop of that one puts the originals back. */
+START_TEST(test_adopt_after_leave) {
+        _cleanup_(t_freep) T *t = t_new(), *t2 = NULL;
+        PolicyValues p = policy(POLICY_MODE_WAKEUP, 0, 0);
+
+        p.d3cold = POLICY_D3COLD_DENY;
+        ck_assert_int_eq(pm_device_set_policy(t->pm, &p), 0);
+        expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+        ck_assert_str_eq(t_attr(t, "d3cold_allowed"), "0");
+        t->dev.log[0] = 0;
+        t->pm = pm_device_leave(t->pm);
+        expect_log(t, "close");
+        ck_assert_str_eq(t_attr(t, "d3cold_allowed"), "0");
+        ck_assert_str_eq(t_record(t), "d3cold_allowed=1\n");
+
+        t2 = t_after_crash(t);
+        t2->dev.adopt = FAKE_WAKEUP;
+        ck_assert_int_eq(pm_device_set_policy(t2->pm, &p), 0);
+        expect_log(t2, "open");
+        expect_state(t2, PM_STATE_ARMED, USEC_INFINITY);
+        ck_assert_str_eq(t_attr(t2, "d3cold_allowed"), "0");
+        t2->pm = pm_device_free(t2->pm);
+        ck_assert_str_eq(t_attr(t2, "d3cold_allowed"), "1");
+        ck_assert_ptr_null(t_record(t2));
+        ck_assert_uint_eq(t->dev.violations + t2->dev.violations, 0);
+}
+END_TEST
+
 Suite *pm_record_suite(void) {
         Suite *s = suite_create("pm-record");
         TCase *tc;
@@ -410,6 +439,7 @@ Suite *pm_record_suite(void) {
         tc = tcase_create("adopt");
         tcase_add_test(tc, test_adopt_armed);
         tcase_add_test(tc, test_adopt_other_entry);
+        tcase_add_test(tc, test_adopt_after_leave);
         suite_add_tcase(s, tc);
 
         return s;
