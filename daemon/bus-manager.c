@@ -1,8 +1,10 @@
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <systemd/sd-login.h>
 
 #include "bus-device.h"
 #include "bus-manager.h"
@@ -187,6 +189,74 @@ static void hook_policy_reloaded(void *userdata) {
         if (r < 0)
                 log_warning_errno(r, "Failed to announce the policy errors, ignoring: %m");
         bus_rearm(b);
+}
+
+/* ---- the service manager ---------------------------------------------------------------- */
+
+#define SYSTEMD_NAME "org.freedesktop.systemd1"
+
+/* The object path of the unit this process runs in; -ENXIO outside one. */
+static int own_unit_path(char **ret) {
+        _cleanup_free_ char *unit = NULL;
+        int r;
+
+        r = sd_pid_get_unit(0, &unit);
+        if (r < 0)
+                return r;
+        return sd_bus_path_encode("/org/freedesktop/systemd1/unit", unit, ret);
+}
+
+/* Whether the unit keeps the held devices across a restart of the daemon: it has a file
+ * descriptor store, and restarts the daemon when it fails. Anything that cannot be asked: no. */
+static bool unit_keeps_held(sd_bus *bus) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_free_ char *path = NULL, *restart = NULL;
+        uint32_t max = 0;
+        int r;
+
+        r = own_unit_path(&path);
+        if (r >= 0)
+                r = sd_bus_get_property_trivial(bus, SYSTEMD_NAME, path, SYSTEMD_NAME ".Service",
+                                                "FileDescriptorStoreMax", &error, 'u', &max);
+        if (r >= 0)
+                r = sd_bus_get_property_string(bus, SYSTEMD_NAME, path, SYSTEMD_NAME ".Service", "Restart", &error,
+                                               &restart);
+        if (r < 0) {
+                log_debug("Not in a service whose fd store could keep the devices (%s): a restart lets them go",
+                          error.message ?: strerror(-r));
+                return false;
+        }
+        log_debug("The unit's fd store holds %" PRIu32 " fds, Restart=%s", max, restart);
+        return max > 0 && strcmp(restart, "no") != 0;
+}
+
+/* SIGTERM: whether the unit's job is a restart (systemctl restart, try-restart, a package's
+ * postinst), not a stop. */
+static bool hook_restart_pending(void *userdata) {
+        BusManager *b = userdata;
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        _cleanup_free_ char *path = NULL, *type = NULL;
+        const char *job_path = NULL;
+        uint32_t job = 0;
+        int r;
+
+        r = own_unit_path(&path);
+        if (r >= 0)
+                r = sd_bus_get_property(b->bus, SYSTEMD_NAME, path, SYSTEMD_NAME ".Unit", "Job", &error, &reply,
+                                        "(uo)");
+        if (r >= 0)
+                r = sd_bus_message_read(reply, "(uo)", &job, &job_path);
+        if (r >= 0 && job != 0)
+                r = sd_bus_get_property_string(b->bus, SYSTEMD_NAME, job_path, SYSTEMD_NAME ".Job", "JobType",
+                                               &error, &type);
+        if (r < 0) {
+                log_warning("Failed to learn whether this stop is a restart (%s): letting the devices go",
+                            error.message ?: strerror(-r));
+                return false;
+        }
+        log_debug("The unit's job: %s", type ?: "none");
+        return type && strstr(type, "restart");
 }
 
 /* ---- access and errors ------------------------------------------------------------------ */
@@ -524,7 +594,9 @@ int bus_manager_new(Manager *m, sd_bus *bus, BusManager **ret) {
         if (sd_bus_get_fd(bus) < 0)
                 return -ENOTCONN;
 
+        manager_set_keep_held(m, unit_keeps_held(bus));
         manager_set_hooks(m, &(ManagerHooks) {
+                .restart_pending = hook_restart_pending,
                 .device_added = hook_device_added,
                 .device_removed = hook_device_removed,
                 .device_changed = hook_device_changed,

@@ -257,6 +257,20 @@ size_t fdstore_unknown(const FdStore *s) {
         return s->unknown;
 }
 
+size_t fdstore_forget_left(FdStore *s) {
+        Entry *e;
+        size_t n = 0;
+
+        DEVICE_TABLE_FOREACH(e, s->entries, i)
+                if (e->fd >= 0) {
+                        (void) fdstore_remove(e->kind, e->id);
+                        (void) close(e->fd);
+                        e->fd = -EBADF;
+                        n++;
+                }
+        return n;
+}
+
 int fdstore_devices_left(const FdStore *s, const char ***ret) {
         const Entry *e;
         const char **l;

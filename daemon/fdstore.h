@@ -70,6 +70,9 @@ bool fdstore_has(const FdStore *s, FdStoreKind kind, const char *id);
 /* The fds not taken yet, and the names that were not ours. */
 size_t fdstore_left(const FdStore *s);
 size_t fdstore_unknown(const FdStore *s);
+/* What nobody took: the service manager is told to drop it (FDSTOREREMOVE) and it is closed;
+ * returns how many. */
+size_t fdstore_forget_left(FdStore *s);
 /* The device names (kind device) not taken yet, in the order passed: a NULL-terminated array
  * for the caller to free(), of names borrowed from s. */
 int fdstore_devices_left(const FdStore *s, const char ***ret);

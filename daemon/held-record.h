@@ -32,7 +32,7 @@ typedef struct HeldSlot {
         char name[HELD_RECORD_NAME_MAX + 8];    /* NUL-terminated; "" for a free slot; the index's
                                                  * key: held-record.c's to write */
         uint32_t entry;                         /* HeldEntry */
-        uint32_t reserved;
+        uint32_t ioas_id;                       /* cdev path: the IOAS the devices are attached to */
         uint64_t wakes;
         uint64_t arms;
         uint64_t low_power_usec;                /* time armed, up to armed_since */

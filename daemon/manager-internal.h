@@ -7,6 +7,8 @@
 
 #include "device-table.h"
 #include "device.h"
+#include "fdstore.h"
+#include "held-record.h"
 #include "manager.h"
 #include "udev-monitor.h"
 
@@ -28,6 +30,7 @@ struct ManagedDevice {
                                          * not released by a Release */
         PmState counted;                /* the state it is counted under in Manager.count */
         bool gone;                      /* being forgotten or freed: pm's callbacks change nothing */
+        HeldSlot *slot;                 /* its slot in the held record while held */
         void *observer;                 /* managed_device_observer() */
 };
 
@@ -53,6 +56,11 @@ struct Manager {
          * on a change), sent once a loop turn and only when its text changed */
         size_t count[_PM_STATE_MAX];
         size_t count_sent[_PM_STATE_MAX];       /* the counts status_sent says */
+        /* manager-held.c */
+        bool keep_held;                 /* manager_set_keep_held() */
+        bool leaving;                   /* exiting with the devices kept in the service manager's store */
+        FdStore *store;                 /* at start: what the daemon before left */
+        HeldRecord *held;
         struct event *status_event;
         char status_sent[256];
 };
@@ -78,3 +86,14 @@ bool manager_release_recorded(Manager *m, const char *name);
 /* Whether d stays in the table off its VFIO driver: released by a Release (the caller's Claim
  * will end it), and still in sysfs. */
 bool manager_keep_released(Manager *m, ManagedDevice *d);
+
+/* manager-held.c */
+/* The manager's PmVfioOps (vfio_userdata: the Manager): vfio.h's, but open adopts what the daemon
+ * before left and hands the fds to the service manager, and close takes them back from it. */
+extern const PmVfioOps manager_vfio_ops;
+
+/* Before d's first decision: the counts of the daemon before, when it left d held. */
+void manager_held_restore(Manager *m, ManagedDevice *d);
+/* d's state changed: its slot in the record follows (stores to memory only). */
+void manager_held_sync(Manager *m, ManagedDevice *d);
+void manager_held_free(Manager *m);

@@ -215,8 +215,10 @@ static void env_state_changed(void *userdata, PmDevice *pm, PmState old) {
         }
         else
                 log_device_info(pm_device_name(pm), "%s → %s", pm_state_to_string(old), pm_state_to_string(new));
-        if (d)
+        if (d) {
                 count_state(m, d, new);
+                manager_held_sync(m, d);
+        }
         notify_status(m);
         manager_hook_device_changed(m, d);
 }
@@ -265,9 +267,10 @@ static ManagedDevice *managed_device_free(ManagedDevice *d) {
         if (!d)
                 return NULL;
         count_state(d->manager, d, _PM_STATE_INVALID);
-        /* pm first: closing may still call back (fds, state), which changes nothing now */
+        /* pm first: closing may still call back (fds, state), which changes nothing now; a daemon
+         * leaving for a restart leaves it as it is, in the service manager's store */
         d->gone = true;
-        d->pm = pm_device_free(d->pm);
+        d->pm = d->manager->leaving ? pm_device_leave(d->pm) : pm_device_free(d->pm);
         device_events_free(d);
         if (d->timer)
                 event_free(d->timer);
@@ -329,6 +332,7 @@ int managed_device_new(Manager *m, const char *bus, const char *name, ManagedDev
         if (device_table_put(m->devices, d->info->name, d) < 0)
                 return log_oom();
         count_state(m, d, pm_device_state(d->pm));
+        manager_held_restore(m, d);
         *ret = TAKE_PTR(d);
         return 0;
 }
@@ -460,7 +464,13 @@ static void on_sighup(evutil_socket_t fd, short what, void *userdata) {
 static void on_sigterm(evutil_socket_t fd, short what, void *userdata) {
         Manager *m = userdata;
 
-        log_info("Stopping (signal %d)", (int) fd);
+        m->leaving = m->keep_held && fd == SIGTERM && m->hooks.restart_pending &&
+                     m->hooks.restart_pending(m->hooks.userdata);
+        if (m->leaving)
+                log_info("Stopping for a restart (signal %d): the held devices stay held in the service "
+                         "manager's store", (int) fd);
+        else
+                log_info("Stopping (signal %d)", (int) fd);
         manager_stop(m);
 }
 
@@ -528,6 +538,8 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
                 .fds_changed = env_fds_changed,
                 .state_changed = env_state_changed,
                 .record_failed = env_record_failed,
+                .vfio_ops = &manager_vfio_ops,
+                .vfio_userdata = m,
                 /* .userdata: each device's own (managed_device_new()) */
                 .state_dir_fd = m->state_dir_fd,
         };
@@ -554,6 +566,7 @@ Manager *manager_free(Manager *m) {
         m->started = false;
         m->hooks = (ManagerHooks) {};
         device_table_free(m->devices);
+        manager_held_free(m);
         free(m->sorted);
         device_monitor_free(m->monitor);
         policy_set_free(m->policy);
@@ -632,6 +645,7 @@ int manager_start(Manager *m) {
         /* Every present device in the table first (its sysfs directory open), then the first
          * decisions: when the fds run out, it is the opens of devices that fail, each device
          * `error` with the reason, and no device found late is missing from the table. */
+        manager_held_begin(m);
         m->enumerating = true;
         r = device_enumerate_vfio(on_device_event, m);
         m->enumerating = false;
@@ -641,6 +655,7 @@ int manager_start(Manager *m) {
         if (r < 0)
                 return r;
         manager_load_releases(m);
+        manager_held_end(m);
 
         if (sd_watchdog_enabled(false, &watchdog_usec) > 0) {
                 struct timeval tv;
@@ -677,6 +692,8 @@ void manager_stop(Manager *m) {
 void manager_fail(Manager *m, int error) {
         if (m->exit_error == 0)
                 m->exit_error = error < 0 ? error : -EIO;
+        /* the service manager starts the daemon again (Restart=on-failure) */
+        m->leaving = m->keep_held;
         manager_stop(m);
 }
 
@@ -694,6 +711,10 @@ const PolicySet *manager_policy(const Manager *m) {
 
 const ManagerConfig *manager_config(const Manager *m) {
         return &m->config;
+}
+
+void manager_set_keep_held(Manager *m, bool keep) {
+        m->keep_held = keep;
 }
 
 void manager_set_hooks(Manager *m, const ManagerHooks *hooks) {

@@ -34,6 +34,8 @@ typedef struct ManagerConfig {
         VfioPath vfio_path;     /* _VFIO_PATH_INVALID: pick */
         const VfioSys *vfio_sys; /* NULL: vfio_sys_kernel(); borrowed, outlives the manager (tests:
                                   * a fake kernel) */
+        struct FdStore *fdstore; /* the fds an earlier daemon left; NULL: what the service manager
+                                  * passed ($LISTEN_FDS); borrowed (tests) */
 } ManagerConfig;
 
 int manager_new(const ManagerConfig *config, Manager **ret);
@@ -54,6 +56,13 @@ void manager_notify_ready(Manager *m);
 int manager_run(Manager *m);
 void manager_stop(Manager *m);
 void manager_fail(Manager *m, int error);
+
+/* What manager_start() does around the first decisions for the held devices of an earlier
+ * daemon (SPEC §9): before, take the fds the service manager kept (ManagerConfig.fdstore, else
+ * $LISTEN_FDS) and open the held record; after, let go of what it left and this one does not
+ * hold. For tests that add devices by hand. */
+void manager_held_begin(Manager *m);
+void manager_held_end(Manager *m);
 
 /* Re-reads the policy files and applies the result to every device (SIGHUP, D-Bus Reload).
  * Returns the number of policy errors (files keeping their last good content). */
@@ -135,6 +144,10 @@ void managed_device_set_observer(ManagedDevice *d, void *observer);
  *                    runtime_status settling after it (sysfs cannot be polled for them)
  *   policy_reloaded  manager_reload() is done (PolicyErrors may have moved) */
 typedef struct ManagerHooks {
+        /* SIGTERM: whether the service manager will start the daemon again at once (a restart
+         * job): then the devices stay held in its fd store (SPEC §9) instead of being let go.
+         * NULL: let go. */
+        bool (*restart_pending)(void *userdata);
         void (*device_added)(void *userdata, ManagedDevice *d);
         void (*device_removed)(void *userdata, ManagedDevice *d);
         void (*device_changed)(void *userdata, ManagedDevice *d);
@@ -144,3 +157,9 @@ typedef struct ManagerHooks {
 
 /* Copies hooks; NULL removes them. */
 void manager_set_hooks(Manager *m, const ManagerHooks *hooks);
+
+/* Whether the service manager keeps the held devices' fds across a restart of the daemon (the
+ * unit has a file descriptor store and restarts the daemon when it fails): then a daemon that
+ * fails, or stops for a restart, leaves them held, as they are (pm_device_leave()). Before
+ * manager_start(); default false: every exit lets the devices go, as outside systemd. */
+void manager_set_keep_held(Manager *m, bool keep);

@@ -837,6 +837,11 @@ int pm_device_last_errno(const PmDevice *d) {
         return d ? d->last_errno : 0;
 }
 
+usec_t pm_device_low_power_base(const PmDevice *d, usec_t *ret_armed_since) {
+        *ret_armed_since = d->state == PM_STATE_ARMED ? d->armed_since : USEC_INFINITY;
+        return d->low_power_usec;
+}
+
 PmEntry pm_device_entry(const PmDevice *d) {
         return d->vfio ? d->in_force : PM_ENTRY_NONE;
 }

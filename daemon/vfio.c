@@ -647,10 +647,13 @@ void vfio_device_held_fds(const VfioDevice *d, VfioHeldFds *ret) {
                 ret->group = d->group->group_fd;
                 ret->container = d->group->container ? d->group->container->fd : -EBADF;
                 ret->container_shared = d->group->container && d->group->container == d->backend->shared;
+                ret->group_last = d->group->users == 1;
+                ret->container_last = ret->group_last && d->group->container && d->group->container->groups == 1;
         }
         if (d->uses_iommufd) {
                 ret->iommufd = d->backend->iommufd;
                 ret->ioas_id = d->backend->ioas_id;
+                ret->iommufd_last = d->backend->iommufd_users == 1;
         }
         ret->entered = d->entered;
         ret->entered_wakeup = d->entered_wakeup;

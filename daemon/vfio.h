@@ -96,6 +96,8 @@ typedef struct VfioHeldFds {
         uint32_t ioas_id;
         /* the low-power entry in force, if any */
         bool entered, entered_wakeup;
+        /* vfio_device_held_fds(): d is the only held device of its group, container, iommufd */
+        bool group_last, container_last, iommufd_last;
 } VfioHeldFds;
 
 #define VFIO_HELD_FDS_NULL                                                                        \

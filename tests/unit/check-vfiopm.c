@@ -17,6 +17,7 @@ static Suite *(*const suites[])(void) = {
         fileio_suite,
         log_suite,
         manager_suite,
+        manager_held_suite,
         pm_suite,
         pm_flap_suite,
         pm_handoff_suite,

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <linux/kcmp.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "fake-kernel-internal.h"
@@ -344,15 +346,37 @@ int fake_eventfd(void *userdata, unsigned initval, int flags) {
 }
 
 int fake_kernel_dup(FakeKernel *k, int fd) {
-        FakeFd *f = fd_find(k, fd), copy;
         int r;
 
-        if (!f)
+        if (!fd_find(k, fd))
                 return -EBADF;
-        copy = *f;
         r = fcntl(fd, F_DUPFD_CLOEXEC, 3);
         if (r < 0)
                 return -errno;
+        return fake_kernel_copy(k, fd, r);
+}
+
+/* Whether a and b are fds of one open file (the fake's objects are eventfds: one inode for all). */
+static bool same_file(int a, int b) {
+        return syscall(SYS_kcmp, getpid(), getpid(), KCMP_FILE, a, b) == 0;
+}
+
+int fake_kernel_copy_of(FakeKernel *k, int copy) {
+        for (size_t i = 0; i < k->nfds; i++)
+                if (same_file(k->fds[i].fd, copy))
+                        return fake_kernel_copy(k, k->fds[i].fd, copy);
+        (void) close(copy);
+        return -EBADF;
+}
+
+int fake_kernel_copy(FakeKernel *k, int fd, int r) {
+        FakeFd *f = fd_find(k, fd), copy;
+
+        if (!f) {
+                (void) close(r);
+                return -EBADF;
+        }
+        copy = *f;
         copy.fd = r;
         switch (copy.kind) {
         case FAKE_FD_CONTAINER:

@@ -148,6 +148,11 @@ int fake_kernel_device_request_fd(const FakeKernel *k, const char *name);
  * eventfd) stays open until every fd of it is closed, through the VfioSys or fake_close().
  * -EBADF for an fd the fake never gave. Not logged. */
 int fake_kernel_dup(FakeKernel *k, int fd);
+/* The same for copy, an fd of the same open file as fd made elsewhere (received with
+ * SCM_RIGHTS): the fake takes it (closed on failure). Returns copy, or -EBADF. */
+int fake_kernel_copy(FakeKernel *k, int fd, int copy);
+/* The same, finding the fd of the fake that copy is a copy of (the same file). */
+int fake_kernel_copy_of(FakeKernel *k, int copy);
 
 /* ---- inspection ----------------------------------------------------------------------- */
 

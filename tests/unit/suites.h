@@ -16,6 +16,7 @@ Suite *held_record_suite(void);
 Suite *fileio_suite(void);
 Suite *log_suite(void);
 Suite *manager_suite(void);
+Suite *manager_held_suite(void);
 Suite *pm_suite(void);
 Suite *pm_flap_suite(void);
 Suite *pm_handoff_suite(void);

@@ -173,6 +173,8 @@ START_TEST(test_collect) {
         enum { N = sizeof(names) / sizeof(names[0]) };
         int fds[N], pd[2];
         const char **left;
+        char buf[512];
+        Notify n;
 
         for (size_t i = 0; i < N; i += 2) {
                 ck_assert_int_eq(pipe2(pd, O_CLOEXEC), 0);
@@ -204,7 +206,17 @@ START_TEST(test_collect) {
         ck_assert_ptr_null(left[1]);
         free(left);
 
-        /* what nobody took is closed with the store; what was taken is the taker's */
+        /* what nobody took is dropped from the service manager's store and closed; what was
+         * taken is the taker's */
+        notify_start(&n);
+        ck_assert_uint_eq(fdstore_forget_left(s), 2);
+        (void) notify_read(&n, buf, sizeof(buf));
+        ck_assert_str_eq(buf, "FDSTOREREMOVE=1\nFDNAME=group.4");
+        (void) notify_read(&n, buf, sizeof(buf));
+        ck_assert_str_eq(buf, "FDSTOREREMOVE=1\nFDNAME=device.vfio-pm-sim.0");
+        ck_assert_uint_eq(fdstore_left(s), 0);
+        ck_assert_int_eq(close(n.fd), 0);
+        fixture_tmp_free(n.tmp);
         s = fdstore_free(s);
         ck_assert(!fd_open(fds[2]) && !fd_open(fds[5]));
         ck_assert(fd_open(fds[0]) && fd_open(fds[1]) && fd_open(fds[3]));
