@@ -157,40 +157,17 @@ static void held_close(void *userdata, void *handle) {
         (void) vfio_device_close(vd);
 }
 
-static int held_enter(void *userdata, void *handle, bool wakeup) {
-        return vfio_device_enter(handle, wakeup);
-}
+const PmVfioOps *manager_vfio_ops(void) {
+        static PmVfioOps ops;
 
-static int held_exit(void *userdata, void *handle) {
-        return vfio_device_exit(handle);
+        /* vfio.h's, which use only the handle, but for open and close */
+        if (!ops.open) {
+                ops = *pm_vfio_ops_default();
+                ops.open = held_open;
+                ops.close = held_close;
+        }
+        return &ops;
 }
-
-static int held_read_wake(void *userdata, void *handle, uint64_t *ret_count) {
-        return vfio_device_read_wake(handle, ret_count);
-}
-
-static int held_read_request(void *userdata, void *handle, uint64_t *ret_count) {
-        return vfio_device_read_request(handle, ret_count);
-}
-
-static int held_wake_fd(void *userdata, void *handle) {
-        return vfio_device_wake_fd(handle);
-}
-
-static int held_request_fd(void *userdata, void *handle) {
-        return vfio_device_request_fd(handle);
-}
-
-const PmVfioOps manager_vfio_ops = {
-        .open = held_open,
-        .close = held_close,
-        .enter = held_enter,
-        .exit = held_exit,
-        .read_wake = held_read_wake,
-        .read_request = held_read_request,
-        .wake_fd = held_wake_fd,
-        .request_fd = held_request_fd,
-};
 
 /* ---- the record ------------------------------------------------------------------------- */
 

@@ -90,7 +90,7 @@ bool manager_keep_released(Manager *m, ManagedDevice *d);
 /* manager-held.c */
 /* The manager's PmVfioOps (vfio_userdata: the Manager): vfio.h's, but open adopts what the daemon
  * before left and hands the fds to the service manager, and close takes them back from it. */
-extern const PmVfioOps manager_vfio_ops;
+const PmVfioOps *manager_vfio_ops(void);
 
 /* Before d's first decision: the counts of the daemon before, when it left d held. */
 void manager_held_restore(Manager *m, ManagedDevice *d);

@@ -538,7 +538,7 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
                 .fds_changed = env_fds_changed,
                 .state_changed = env_state_changed,
                 .record_failed = env_record_failed,
-                .vfio_ops = &manager_vfio_ops,
+                .vfio_ops = manager_vfio_ops(),
                 .vfio_userdata = m,
                 /* .userdata: each device's own (managed_device_new()) */
                 .state_dir_fd = m->state_dir_fd,

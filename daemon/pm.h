@@ -138,7 +138,8 @@ typedef struct PmVfioOps {
         int (*request_fd)(void *userdata, void *handle);
 } PmVfioOps;
 
-/* Forwards to vfio.h: userdata is the VfioBackend, handle the VfioDevice. */
+/* Forwards to vfio.h: userdata is the VfioBackend, handle the VfioDevice; only open uses the
+ * userdata. */
 const PmVfioOps *pm_vfio_ops_default(void);
 
 /* What the state machine needs from the daemon. Copied by pm_device_new(). */
