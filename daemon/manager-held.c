@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fdstore.h"
 #include "held-record.h"
@@ -278,5 +279,11 @@ void manager_held_free(Manager *m) {
         if (m->store && m->store != m->config.fdstore)
                 fdstore_free(m->store);
         m->store = NULL;
+        if (!m->held)
+                return;
         m->held = held_record_free(m->held);
+        /* a stop that let every device go leaves nothing behind; a daemon that leaves them held
+         * leaves the record for the next */
+        if (!m->leaving && m->state_dir_fd >= 0)
+                (void) unlinkat(m->state_dir_fd, HELD_RECORD_FILE, 0);
 }

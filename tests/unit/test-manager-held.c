@@ -10,11 +10,13 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "fake-kernel.h"
 #include "fdstore.h"
 #include "fixture.h"
+#include "held-record.h"
 #include "log.h"
 #include "manager.h"
 #include "suites.h"
@@ -198,6 +200,7 @@ START_TEST(test_restart_keeps_held) {
         ck_assert(fake_kernel_device_open(t.k, PCI) && fake_kernel_device_open(t.k, SIM));
         ck_assert_int_eq(fake_kernel_device_low_power(t.k, PCI), FAKE_LOW_POWER_WAKEUP);
         ck_assert_int_eq(fake_kernel_device_low_power(t.k, SIM), FAKE_LOW_POWER_PLAIN);
+        ck_assert_int_eq(faccessat(t.root->fd, "run/vfiopmd/state/" HELD_RECORD_FILE, F_OK, 0), 0);
 
         /* the next adopts them: no open of a device node, no ioctl */
         passed = store_pass(&s);
@@ -242,6 +245,7 @@ START_TEST(test_restart_keeps_held) {
         ck_assert_uint_eq(s.n, 0);
         ck_assert(!fake_kernel_device_open(t.k, PCI));
         ck_assert_uint_eq(fake_kernel_open_fds(t.k), 0);
+        ck_assert_int_eq(faccessat(t.root->fd, "run/vfiopmd/state/" HELD_RECORD_FILE, F_OK, 0), -1);
         ck_assert_uint_eq(fake_kernel_violations(t.k), 0);
 
         store_free(&s);
