@@ -7,8 +7,8 @@
 #        --env VFIOPM_KEEP_GOING=1: a failed phase does not end the run; every phase runs and a
 #        summary says which failed and why (to see each restart kind fail on its own)
 #
-# Written before the feature (issue 15: the held fds kept in systemd's fd store): it FAILS on a
-# daemon that closes its devices when it exits, and is not in tools/test-all until that lands.
+# Written before the feature (issue 15: the held fds kept in systemd's fd store): it fails on a
+# daemon that closes its devices when it exits. tools/test-all runs it on both kernels.
 #
 # disable_idle_d3=1: a vfio-pci device nobody holds stays in D0, so a restart that closes the
 # device fds is seen as the NIC leaving `suspended` (vfio-pm-sim devices suspend unopened, but
