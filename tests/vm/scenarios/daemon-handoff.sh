@@ -81,8 +81,9 @@ if [ "$VFIOPM_DAEMON" = unit ]; then
 	[ "$(unit_prop NRestarts)" = $((restarts + 1)) ] || fail "NRestarts $(unit_prop NRestarts), was $restarts"
 	say "vfiopmd.service restarted by systemd: NRestarts $restarts → $(unit_prop NRestarts), pid $pid → $(daemon_pid)"
 	for d in "$nic" vfio-pm-sim.0 vfio-pm-sim.1; do
+		# --bus none: the journal says what the daemon did
 		wait_log "^$d: Adopted from the daemon before" 5 $((adopted_before[$d] + 1)) || fail "$d not adopted after restart"
-		wait_state "$d" armed || fail "$d not armed after restart"
+		wait_log "^$d: kernel → armed" 5 || fail "$d not armed after restart"
 		wait_runtime "$d" suspended || fail "$d not suspended after restart"
 		[ "$(log_count "^$d: idle → armed")" = "${armed_before[$d]}" ] || fail "$d opened and armed again, not adopted"
 	done
