@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
 #include <systemd/sd-login.h>
 
 #include "bus-device.h"
@@ -404,6 +405,11 @@ static int group_method(sd_bus_message *msg, BusManager *b, const char *what, Gr
                 return r;
         log_device_info(name, "%s, asked over D-Bus", what);
         r = op(b->manager, name, &also);
+        /* The service manager drops its copies of what was let go (FDSTOREREMOVE, a datagram it
+         * reads when it gets to it) before the caller hears back: a VM opening the group at once
+         * must not find it still held by PID 1. No-op outside systemd. */
+        if (r >= 0)
+                (void) sd_notify_barrier(0, 5 * USEC_PER_SEC);
         devices_flush(b);       /* the signals of what it changed before its reply */
         for (char **p = also; p && *p; p++)
                 free(*p);
