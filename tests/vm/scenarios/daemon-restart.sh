@@ -16,6 +16,8 @@
 # is armed and suspended:
 #   pme-while-stopped (before)  SIGSTOP, sim/pme on the wakeup sim device, SIGCONT: the wake is
 #                               counted (Wakes +1, sim/wakes +1) and the device armed again
+#   0 control (no restart)      the checks below around a one-second SIGSTOP instead of a restart:
+#                               shows that measuring moves nothing (passes on today's code)
 #   1 systemctl-restart         systemctl restart vfiopmd
 #   2 sigkill                   kill -KILL MainPID, Restart=on-failure brings it back
 #   3 watchdog                  SIGSTOP past the unit's own WatchdogSec=30s: systemd aborts
@@ -155,8 +157,9 @@ moved() {
 
 # -- the sampler: every held device's power/runtime_status every 10 ms, without a fork (a fork
 # costs milliseconds under TCG): a builtin read of sysfs, a builtin sleep (read -t on a FIFO
-# nobody writes) for what is left of the 10 ms. $W/samples gets a line for each change away from (and back to) suspended, in
-# seconds since the scenario started; $W/sampler.stats the number of samples and the largest gap.
+# nobody writes) for what is left of the 10 ms. $W/samples gets a line for each change away from
+# (and back to) suspended, in seconds since the scenario started; $W/sampler.stats the number of
+# samples and the largest gap.
 rm -f "$W/tick" && mkfifo "$W/tick"
 sampler() {
 	local files=() prev=() i s n=0 t last max=0 first z begun rest
@@ -244,7 +247,8 @@ one_wake_more() {
 # [WOKEN=DEV] restart_phase NAME ACTION...: baseline, sampler on, ACTION (which returns once
 # systemd runs a new daemon), every device armed and suspended again, 500 ms more, sampler off,
 # then the checks. WOKEN: ACTION wakes DEV once, which then may leave suspended and is expected
-# with one wake more (Wakes, Arms, sim/entries, sim/exits, sim/wakes each +1).
+# with one wake more (Wakes, Arms, sim/entries, sim/exits, sim/wakes each +1). SAME_DAEMON: ACTION
+# restarts nothing (the control).
 restart_phase() {
 	local name=$1 journal_at pid0 t0 took m
 	shift
@@ -264,8 +268,12 @@ restart_phase() {
 	sampler_start
 	now_ms; t0=$NOW_MS
 	"$@"
-	[ "$(daemon_pid)" != "$pid0" ] && [ "$(unit_prop SubState)" = running ] ||
-		fail "$name: no new daemon (pid $pid0 → $(daemon_pid), $(unit_prop ActiveState)/$(unit_prop SubState))"
+	if [ -n "${SAME_DAEMON:-}" ]; then
+		[ "$(daemon_pid)" = "$pid0" ] || fail "$name: the daemon was restarted (pid $pid0 → $(daemon_pid))"
+	else
+		[ "$(daemon_pid)" != "$pid0" ] && [ "$(unit_prop SubState)" = running ] ||
+			fail "$name: no new daemon (pid $pid0 → $(daemon_pid), $(unit_prop ActiveState)/$(unit_prop SubState))"
+	fi
 	now_ms; took=$((NOW_MS - t0))
 	all_armed 20000 || say "$name: not every device armed and suspended again within 20 s"
 	sleep 0.5
@@ -282,6 +290,13 @@ restart_phase() {
 	phase_end
 }
 
+# The control: the daemon paused for a second and nothing else, so every check of the phase sees
+# what the measuring itself (the sampler, vfiopmctl, the counters) does: nothing may move
+pause_daemon() {
+	kill -STOP "$(daemon_pid)"
+	sleep 1
+	kill -CONT "$(daemon_pid)"
+}
 restart_systemctl() { systemctl restart vfiopmd || fail "systemctl restart vfiopmd"; }
 restart_sigkill() {
 	local n
@@ -358,6 +373,7 @@ pme_while_stopped() {
 
 pme_while_stopped "before the restarts"
 
+SAME_DAEMON=1 restart_phase "0 control (no restart)" pause_daemon
 restart_phase "1 systemctl-restart" restart_systemctl
 restart_phase "2 sigkill" restart_sigkill
 restart_phase "3 watchdog" restart_watchdog
