@@ -161,6 +161,8 @@ moved() {
 # (and back to) suspended, in seconds since the scenario started; $W/sampler.stats the number of
 # samples and the largest gap.
 rm -f "$W/tick" && mkfifo "$W/tick"
+# a fail in the middle of a phase ends the sampler too
+trap 'touch "$W/stop"' EXIT
 sampler() {
 	local files=() prev=() i s n=0 t last max=0 first z begun rest
 	for i in "${!HELD[@]}"; do
@@ -170,7 +172,7 @@ sampler() {
 	exec {z}<>"$W/tick"
 	: >"$W/samples"
 	first=${EPOCHREALTIME/./} last=$first
-	while [ ! -e "$W/stop" ]; do
+	while [ ! -e "$W/stop" ] && kill -0 "$$" 2>/dev/null; do
 		begun=${EPOCHREALTIME/./}
 		for i in "${!files[@]}"; do
 			read -r s <"${files[i]}"
@@ -194,7 +196,8 @@ sampler() {
 }
 sampler_start() {
 	rm -f "$W/stop" "$W/sampling" "$W/samples" "$W/sampler.stats"
-	sampler &
+	# not on the scenario's output: guest-run's tee would wait for it
+	sampler >"$W/sampler.log" 2>&1 &
 	SAMPLER=$!
 	# before the daemon and systemd when both want the one vCPU; it sleeps most of the time
 	chrt -f -p 10 "$SAMPLER" || say "warning: the sampler runs without SCHED_FIFO"
@@ -302,7 +305,7 @@ restart_sigkill() {
 	local n
 	n=$(unit_prop NRestarts)
 	kill -KILL "$(daemon_pid)"
-	wait_restarted $((n + 1)) 20
+	wait_restarted $((n + 1)) 90
 }
 # The unit's own WatchdogSec=30s: a stopped daemon pings no more; systemd sends SIGABRT (and
 # SIGCONT), then restarts it (RestartSec=1s)
@@ -310,7 +313,7 @@ restart_watchdog() {
 	local n
 	n=$(unit_prop NRestarts)
 	kill -STOP "$(daemon_pid)"
-	wait_restarted $((n + 1)) 90
+	wait_restarted $((n + 1)) 150
 	daemon_log | grep -q "Watchdog timeout" || fail "watchdog: restarted, but no watchdog timeout in the journal"
 }
 # vfiopmd exits 1 on a lost bus (vfiopmd(8)); Restart=on-failure brings it back
@@ -318,7 +321,7 @@ restart_dbus() {
 	local n
 	n=$(unit_prop NRestarts)
 	systemctl restart dbus || fail "systemctl restart dbus"
-	wait_restarted $((n + 1)) 60
+	wait_restarted $((n + 1)) 90
 }
 # A PME on vfio-pm-sim.0 while no daemon runs (in RestartSec=1s after SIGKILL): the next daemon
 # finds the wake (the stored eventfd is readable) and handles it as any wake
@@ -334,7 +337,7 @@ restart_sigkill_pme() {
 	echo 1 >/sys/bus/platform/devices/vfio-pm-sim.0/sim/pme
 	[ "$sub" = auto-restart ] && say "sim/pme written while no daemon ran (SubState auto-restart)" ||
 		say "warning: sim/pme written with the unit $sub, not between the two daemons"
-	wait_restarted $((n + 1)) 20
+	wait_restarted $((n + 1)) 90
 }
 restart_dpkg() {
 	dpkg -i "$daemon_deb" >"$W/dpkg.log" 2>&1 || fail "dpkg -i $(basename "$daemon_deb") again: $(tail -n 20 "$W/dpkg.log")"
