@@ -10,14 +10,15 @@
 #include "held-record.h"
 
 #define HELD_MAGIC "vfiopmd-held\n"
-#define HELD_VERSION 1u
+#define HELD_VERSION 2u
 
 typedef struct HeldHeader {
         char magic[16];
         uint32_t version;
         uint32_t slot_size;
         uint32_t slots;
-        uint32_t reserved[9];
+        uint32_t used;                  /* no slot at or above this index was ever taken */
+        uint32_t reserved[8];
 } HeldHeader;
 
 _Static_assert(sizeof(HeldHeader) == HELD_RECORD_HEADER_SIZE, "the header is the file's first 64 bytes");
@@ -68,7 +69,10 @@ int held_record_open(int dir_fd, HeldRecord **ret, bool *ret_reset) {
         r->slots = (HeldSlot *) ((uint8_t *) r->map + sizeof(HeldHeader));
         if (!header_ok(h)) {
                 reset = reset || memcmp(h->magic, "\0\0\0\0", 4) != 0;
-                memset(r->map, 0, HELD_FILE_SIZE);
+                /* zeroed by truncating, not by writing: a page of the mapping is memory once
+                 * touched, and only the header and the slots in use need to be */
+                if (ftruncate(r->fd, 0) < 0 || ftruncate(r->fd, HELD_FILE_SIZE) < 0)
+                        return -errno;
                 memcpy(h->magic, HELD_MAGIC, sizeof(HELD_MAGIC));
                 h->version = HELD_VERSION;
                 h->slot_size = sizeof(HeldSlot);
@@ -77,7 +81,9 @@ int held_record_open(int dir_fd, HeldRecord **ret, bool *ret_reset) {
 
         if (device_table_new(NULL, &r->index) < 0)
                 return -ENOMEM;
-        for (unsigned i = 0; i < HELD_RECORD_SLOTS; i++) {
+        if (h->used > HELD_RECORD_SLOTS)
+                h->used = HELD_RECORD_SLOTS;
+        for (unsigned i = 0; i < h->used; i++) {
                 HeldSlot *s = &r->slots[i];
 
                 if (!s->name[0])
@@ -126,6 +132,8 @@ int held_record_add(HeldRecord *r, const char *name, HeldSlot **ret) {
                 return -ENOSPC;
         s = &r->slots[r->next_free];
         memset(s, 0, sizeof(*s));
+        if (r->next_free >= ((HeldHeader *) r->map)->used)
+                ((HeldHeader *) r->map)->used = r->next_free + 1;
         strcpy(s->name, name);
         k = device_table_put(r->index, s->name, s);
         if (k < 0) {
@@ -156,7 +164,7 @@ int held_record_names(const HeldRecord *r, const char ***ret) {
         l = calloc(device_table_size(r->index) + 1, sizeof(char *));
         if (!l)
                 return -ENOMEM;
-        for (unsigned i = 0; i < HELD_RECORD_SLOTS; i++)
+        for (unsigned i = 0; i < ((const HeldHeader *) r->map)->used; i++)
                 if (r->slots[i].name[0])
                         l[n++] = r->slots[i].name;
         *ret = l;
