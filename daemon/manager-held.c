@@ -225,8 +225,8 @@ void manager_held_restore(Manager *m, ManagedDevice *d) {
 
 void manager_held_sync(Manager *m, ManagedDevice *d) {
         PmDevice *pm = d->pm;
-        usec_t since, low;
         PmCounters c;
+        usec_t since;
         HeldSlot *s;
 
         if (!m->held || m->leaving)
@@ -238,12 +238,11 @@ void manager_held_sync(Manager *m, ManagedDevice *d) {
         if (!d->slot && held_record_add(m->held, d->info->name, &d->slot) < 0)
                 return;                 /* full: this device is not adopted after a restart */
         s = d->slot;
-        low = pm_device_low_power_base(pm, &since);
-        pm_device_counters(pm, &c);
+        pm_device_counters_base(pm, &c, &since);     /* no clock read on the wake path */
         s->entry = (uint32_t) pm_device_entry(pm);
         s->wakes = c.wakes;
         s->arms = c.arms;
-        s->low_power_usec = low;
+        s->low_power_usec = c.low_power_usec;
         s->armed_since_usec = since == USEC_INFINITY ? 0 : since;
         s->last_wake_realtime_usec = c.last_wake_realtime_usec;
 }

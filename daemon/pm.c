@@ -837,9 +837,14 @@ int pm_device_last_errno(const PmDevice *d) {
         return d ? d->last_errno : 0;
 }
 
-usec_t pm_device_low_power_base(const PmDevice *d, usec_t *ret_armed_since) {
+void pm_device_counters_base(const PmDevice *d, PmCounters *ret, usec_t *ret_armed_since) {
+        *ret = (PmCounters) {
+                .wakes = d->wakes,
+                .arms = d->arms,
+                .low_power_usec = d->low_power_usec,
+                .last_wake_realtime_usec = d->last_wake_realtime_usec,
+        };
         *ret_armed_since = d->state == PM_STATE_ARMED ? d->armed_since : USEC_INFINITY;
-        return d->low_power_usec;
 }
 
 PmEntry pm_device_entry(const PmDevice *d) {
@@ -854,20 +859,15 @@ void pm_device_restore_counters(PmDevice *d, const PmCounters *c) {
 }
 
 void pm_device_counters(const PmDevice *d, PmCounters *ret) {
-        usec_t low = d->low_power_usec;
+        usec_t since;
 
-        if (d->state == PM_STATE_ARMED && d->armed_since != USEC_INFINITY) {
+        pm_device_counters_base(d, ret, &since);
+        if (since != USEC_INFINITY) {
                 usec_t now = now_mono(d);
 
-                if (now > d->armed_since)
-                        low += now - d->armed_since;
+                if (now > since)
+                        ret->low_power_usec += now - since;
         }
-        *ret = (PmCounters) {
-                .wakes = d->wakes,
-                .arms = d->arms,
-                .low_power_usec = low,
-                .last_wake_realtime_usec = d->last_wake_realtime_usec,
-        };
 }
 
 int pm_device_kernel_suspended_msec(PmDevice *d, uint64_t *ret) {

@@ -247,10 +247,10 @@ typedef struct PmCounters {
 } PmCounters;
 
 void pm_device_counters(const PmDevice *d, PmCounters *ret);
-/* The time armed before the current arming (low_power_usec without the running interval) and
- * when that began (USEC_INFINITY: not armed), CLOCK_MONOTONIC: what the record keeps, read
- * without a clock. */
-usec_t pm_device_low_power_base(const PmDevice *d, usec_t *ret_armed_since);
+/* The same without reading a clock (the wake path's): low_power_usec is the time armed before
+ * the current arming, and *ret_armed_since when that began (CLOCK_MONOTONIC; USEC_INFINITY: not
+ * armed). What the record keeps (held-record.h). */
+void pm_device_counters_base(const PmDevice *d, PmCounters *ret, usec_t *ret_armed_since);
 /* A device adopted from an earlier daemon (PmVfioOps.open) goes on with that daemon's counts:
  * before its first decision. */
 void pm_device_restore_counters(PmDevice *d, const PmCounters *c);

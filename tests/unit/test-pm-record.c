@@ -358,6 +358,16 @@ START_TEST(test_adopt_armed) {
         ck_assert_uint_eq(c.wakes, 3);
         ck_assert_uint_eq(c.arms, 5);
         ck_assert_uint_eq(c.low_power_usec, 9 * USEC_PER_SEC);
+        /* what the record keeps: the time before this arming, and when it began */
+        {
+                PmCounters base;
+                usec_t since;
+
+                pm_device_counters_base(t->pm, &base, &since);
+                ck_assert_uint_eq(base.low_power_usec, 7 * USEC_PER_SEC);
+                ck_assert_uint_eq(base.arms, 5);
+                ck_assert_uint_eq(since + 2 * USEC_PER_SEC, t->now);
+        }
 
         /* its wake is a wake like any: counted, re-armed */
         ck_assert_int_eq(t_device_wakes(t), 0);
