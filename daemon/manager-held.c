@@ -139,7 +139,9 @@ static int held_open(void *userdata, const char *bus, const char *name, void **r
         r = vfio_device_open(m->backend, bus, name, &vd);
         if (r < 0)
                 return r;
-        store_add(vd);
+        /* a unit known to keep none would only drop them, a message and a socket a fd later */
+        if (m->keep_held || !m->keep_held_known)
+                store_add(vd);
         *ret_handle = vd;
         return 0;
 }
@@ -150,7 +152,8 @@ static void held_close(void *userdata, void *handle) {
         VfioDevice *vd = handle;
 
         if (!m->leaving) {
-                store_remove(vd);
+                if (m->store_used)
+                        store_remove(vd);
                 if (m->held)
                         held_record_remove(m->held, vfio_device_name(vd));
                 /* the device's slot pointer is dropped by manager_held_sync() */
@@ -186,7 +189,9 @@ void manager_held_begin(Manager *m) {
         if (m->store && fdstore_unknown(m->store) > 0)
                 log_warning("Closed %zu fds of the service manager's store that are none of ours",
                             fdstore_unknown(m->store));
-        if (m->state_dir_fd < 0)
+        m->store_used = m->keep_held || !m->keep_held_known || (m->store && fdstore_left(m->store) > 0);
+        /* the record is for the next daemon, which adopts only from the store */
+        if (m->state_dir_fd < 0 || !m->store_used)
                 return;
         r = held_record_open(m->state_dir_fd, &m->held, &reset);
         if (r < 0)

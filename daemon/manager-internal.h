@@ -58,6 +58,9 @@ struct Manager {
         size_t count_sent[_PM_STATE_MAX];       /* the counts status_sent says */
         /* manager-held.c */
         bool keep_held;                 /* manager_set_keep_held() */
+        bool keep_held_known;           /* it was called (else the fds go to the store, if any) */
+        bool store_used;                /* the fds go to the service manager's store, and leave it:
+                                         * not known not to keep them, or the daemon before left some */
         bool leaving;                   /* exiting with the devices kept in the service manager's store */
         FdStore *store;                 /* at start: what the daemon before left */
         HeldRecord *held;

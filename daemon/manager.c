@@ -715,6 +715,7 @@ const ManagerConfig *manager_config(const Manager *m) {
 
 void manager_set_keep_held(Manager *m, bool keep) {
         m->keep_held = keep;
+        m->keep_held_known = true;
 }
 
 void manager_set_hooks(Manager *m, const ManagerHooks *hooks) {

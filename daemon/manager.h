@@ -161,5 +161,8 @@ void manager_set_hooks(Manager *m, const ManagerHooks *hooks);
 /* Whether the service manager keeps the held devices' fds across a restart of the daemon (the
  * unit has a file descriptor store and restarts the daemon when it fails): then a daemon that
  * fails, or stops for a restart, leaves them held, as they are (pm_device_leave()). Before
- * manager_start(); default false: every exit lets the devices go, as outside systemd. */
+ * manager_start(); default false: every exit lets the devices go, as outside systemd. Until it
+ * is called (no bus to ask the service manager), the held devices' fds are sent to the store
+ * anyway, for a restart by SIGKILL or the watchdog; once told false, nothing is sent to a store
+ * that would drop it. */
 void manager_set_keep_held(Manager *m, bool keep);

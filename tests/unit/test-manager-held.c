@@ -133,7 +133,7 @@ typedef struct T {
         char *policy_dirs[2];
 } T;
 
-static Manager *t_manager(T *t, FdStore *store) {
+static Manager *t_manager(T *t, FdStore *store, bool keep) {
         Manager *m = NULL;
 
         ck_assert_int_eq(manager_new(&(ManagerConfig) {
@@ -146,12 +146,35 @@ static Manager *t_manager(T *t, FdStore *store) {
                 .fdstore = store,
         }, &m), 0);
         ck_assert_int_ge(manager_reload(m), 0);
-        manager_set_keep_held(m, true);
+        manager_set_keep_held(m, keep);
         manager_held_begin(m);
         ck_assert_int_eq(manager_add_device(m, "pci", PCI), 0);
         ck_assert_int_eq(manager_add_device(m, "platform", SIM), 0);
         manager_held_end(m);
         return m;
+}
+
+static void t_start(T *t, Store *s) {
+        log_set_max_level(getenv("VFIOPM_TEST_DEBUG") ? LOG_DEBUG : LOG_CRIT);
+        ck_assert_int_eq(fixture_tmp_new("sysfs", &t->sysfs), 0);
+        ck_assert_int_eq(fixture_tmp_new(NULL, &t->root), 0);
+        ck_assert_int_eq(fake_kernel_new(&t->k), 0);
+        ck_assert_int_eq(fake_kernel_add_group(t->k, 12, false), 0);
+        ck_assert_int_eq(fake_kernel_add_group(t->k, 13, false), 0);
+        ck_assert_int_eq(fake_kernel_add_device(t->k, PCI, 12, 0, FAKE_DEVICE_PCI), 0);
+        ck_assert_int_eq(fake_kernel_add_device(t->k, SIM, 13, 1, FAKE_DEVICE_PLATFORM), 0);
+        t->policy_dirs[0] = (char *) "/policy.d";
+        ck_assert_int_eq(fixture_write_string(t->root->fd, "policy.d/50-test.json",
+                                              "[ { \"mode\": \"wakeup\", \"rearm_delay_ms\": 0 },\n"
+                                              "  { \"match\": { \"device\": \"" SIM "\" }, \"mode\": \"auto\" } ]\n"), 0);
+        store_start(s, t->k);
+}
+
+static void t_end(T *t, Store *s) {
+        store_free(s);
+        fake_kernel_free(t->k);
+        fixture_tmp_free(t->sysfs);
+        fixture_tmp_free(t->root);
 }
 
 static PmDevice *pm_of(Manager *m, const char *name) {
@@ -168,22 +191,10 @@ START_TEST(test_restart_keeps_held) {
         Store s;
         T t = {};
 
-        log_set_max_level(getenv("VFIOPM_TEST_DEBUG") ? LOG_DEBUG : LOG_CRIT);
-        ck_assert_int_eq(fixture_tmp_new("sysfs", &t.sysfs), 0);
-        ck_assert_int_eq(fixture_tmp_new(NULL, &t.root), 0);
-        ck_assert_int_eq(fake_kernel_new(&t.k), 0);
-        ck_assert_int_eq(fake_kernel_add_group(t.k, 12, false), 0);
-        ck_assert_int_eq(fake_kernel_add_group(t.k, 13, false), 0);
-        ck_assert_int_eq(fake_kernel_add_device(t.k, PCI, 12, 0, FAKE_DEVICE_PCI), 0);
-        ck_assert_int_eq(fake_kernel_add_device(t.k, SIM, 13, 1, FAKE_DEVICE_PLATFORM), 0);
-        t.policy_dirs[0] = (char *) "/policy.d";
-        ck_assert_int_eq(fixture_write_string(t.root->fd, "policy.d/50-test.json",
-                                              "[ { \"mode\": \"wakeup\", \"rearm_delay_ms\": 0 },\n"
-                                              "  { \"match\": { \"device\": \"" SIM "\" }, \"mode\": \"auto\" } ]\n"), 0);
-        store_start(&s, t.k);
+        t_start(&t, &s);
 
         /* the first daemon holds both, one wake */
-        m = t_manager(&t, NULL);
+        m = t_manager(&t, NULL, true);
         ck_assert_int_eq(pm_device_state(pm_of(m, PCI)), PM_STATE_ARMED);
         ck_assert_int_eq(pm_device_state(pm_of(m, SIM)), PM_STATE_ARMED);
         ck_assert_int_eq(fake_kernel_host_access(t.k, PCI), 1);
@@ -205,7 +216,7 @@ START_TEST(test_restart_keeps_held) {
         /* the next adopts them: no open of a device node, no ioctl */
         passed = store_pass(&s);
         fake_kernel_clear_calls(t.k);
-        m = t_manager(&t, passed);
+        m = t_manager(&t, passed, true);
         for (size_t i = 0; i < fake_kernel_ncalls(t.k); i++) {
                 const FakeCall *call = fake_kernel_call(t.k, i);
 
@@ -248,10 +259,36 @@ START_TEST(test_restart_keeps_held) {
         ck_assert_int_eq(faccessat(t.root->fd, "run/vfiopmd/state/" HELD_RECORD_FILE, F_OK, 0), -1);
         ck_assert_uint_eq(fake_kernel_violations(t.k), 0);
 
-        store_free(&s);
-        fake_kernel_free(t.k);
-        fixture_tmp_free(t.sysfs);
-        fixture_tmp_free(t.root);
+        t_end(&t, &s);
+}
+END_TEST
+
+/* In a unit the bus says keeps no fds (FileDescriptorStoreMax=0 or Restart=no): nothing
+ * is sent, neither when holding nor when letting go, and no record is kept — a 1,000-device
+ * start must not pay five messages a device for a store that drops them. */
+START_TEST(test_no_store_no_sends) {
+        Manager *m;
+        Store s;
+        T t = {};
+
+        t_start(&t, &s);
+        m = t_manager(&t, NULL, false);
+        ck_assert_int_eq(pm_device_state(pm_of(m, PCI)), PM_STATE_ARMED);
+        ck_assert_int_eq(pm_device_state(pm_of(m, SIM)), PM_STATE_ARMED);
+        ck_assert_int_eq(fake_kernel_host_access(t.k, PCI), 1);
+        ck_assert_int_eq(pm_device_handle_wake(pm_of(m, PCI)), 0);
+        ck_assert_int_eq(manager_release(m, SIM, NULL), 0);
+        store_process(&s);
+        ck_assert_uint_eq(s.n, 0);
+        ck_assert_str_eq(s.removed, "");
+        ck_assert_int_eq(faccessat(t.root->fd, "run/vfiopmd/state/" HELD_RECORD_FILE, F_OK, 0), -1);
+
+        m = manager_free(m);
+        store_process(&s);
+        ck_assert_uint_eq(s.n, 0);
+        ck_assert_str_eq(s.removed, "");
+        ck_assert_uint_eq(fake_kernel_open_fds(t.k), 0);
+        t_end(&t, &s);
 }
 END_TEST
 
@@ -260,6 +297,7 @@ Suite *manager_held_suite(void) {
         TCase *tc = tcase_create("restart");
 
         tcase_add_test(tc, test_restart_keeps_held);
+        tcase_add_test(tc, test_no_store_no_sends);
         suite_add_tcase(s, tc);
         return s;
 }
