@@ -1,5 +1,5 @@
 #!/bin/bash
-# vfiopmd with more devices than the default fd limit allows: 300 vfio-pm-sim devices under systemd's default LimitNOFILE=1024:524288 are all armed (the daemon raises its soft limit, and its groups share one container); under LimitNOFILE=600 the daemon still starts with every device listed, says once which limit to raise, and the devices it cannot open are in error with the reason.
+# vfiopmd with more devices than the default fd limit allows: 300 vfio-pm-sim devices under systemd's default LimitNOFILE=1024:524288 are all armed (the daemon raises its soft limit, and its groups share one container); under LimitNOFILE=600 the daemon still starts with every device listed, says once which limit to raise, and the devices it cannot open are in error with the reason; the installed vfiopmd.service restarted with all of them held adopts every one (its fd store passes back more fds than the default soft limit).
 # Needs no NIC. Arg: the number of devices (default 300; more than 1024 / 5 fds a held device).
 set -u
 . "$(dirname "$0")/lib/common.sh"
@@ -55,4 +55,17 @@ vfiopmctl reload >/dev/null || fail "reload under LimitNOFILE=600: the daemon ha
 [ "$(vfiopmctl --json show vfio-pm-sim.0 | jq -r .state)" = armed ] || fail "vfio-pm-sim.0 not armed after the reload"
 pass "the daemon still works at its limit: reload, status"
 daemon_stop
+
+# -- the installed vfiopmd.service restarted with every device held: its fd store passes back
+#    4 fds a device, more than the default soft limit of 1024 (systemd sets the limit before it
+#    places them), and the new daemon adopts every one without waking it
+policy_write 50-test.json '{ "match": { "driver": "vfio-pm-sim" }, "mode": "wakeup", "rearm_delay_ms": 0 }'
+VFIOPM_DAEMON=unit VFIOPMD_UNIT=vfiopmd
+daemon_start --bus system
+status_is "$n devices: $n armed" 120000 || fail "vfiopmd.service: not every device armed"
+restart_adopts "$n"
+pass "vfiopmd.service restarted with $n devices held: all adopted, none woken, in $RESTART_MS ms"
+systemctl stop vfiopmd || fail "systemctl stop vfiopmd"
+"$VFIOPM_TESTS_DIR/vfio-pm-tool" "vfio-pm-sim.$((n - 1))" open close >/dev/null || fail "vfio-pm-sim.$((n - 1)) not free after the stop"
+pass "systemctl stop: every device free"
 say "PASS"

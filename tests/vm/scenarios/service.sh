@@ -35,7 +35,12 @@ mkdir -p "$DROPINS"
 printf '%s\n' "[Service]" "ExecStart=" "ExecStart=/usr/sbin/vfiopmd --log-level debug" >"$DROPINS/50-test.conf"
 systemctl daemon-reload
 say "drop-in $DROPINS/50-test.conf: $(grep '^ExecStart=.' "$DROPINS/50-test.conf")"
-say "systemd-analyze security: $(systemd-analyze security --no-pager vfiopmd 2>&1 | tail -n1)"
+exposure=$(systemd-analyze security --no-pager vfiopmd 2>&1 | tail -n1)
+say "systemd-analyze security: $exposure"
+# the unit's hardening holds (issue 15: the fd store and its directives kept it ≤ 3.0)
+[[ $exposure =~ exposure\ level\ for\ vfiopmd\.service:\ ([0-9]+\.[0-9]) ]] || fail "no exposure level in '$exposure'"
+awk -v e="${BASH_REMATCH[1]}" 'BEGIN { exit !(e <= 3.0) }' || fail "systemd-analyze security: exposure ${BASH_REMATCH[1]} > 3.0"
+pass "systemd-analyze security: exposure ${BASH_REMATCH[1]} (≤ 3.0)"
 
 # claimed WHAT: every device in its state, the wakeup ones suspended and held, sysfs as the policy says
 claimed() {

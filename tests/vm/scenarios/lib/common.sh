@@ -186,6 +186,28 @@ log_time_ms() {
 		grep -E "${1}" | sed -n "${2:-\$}p" | sed -E 's/^\[ *([0-9]+)\.([0-9]{3}).*/\1\2/'
 }
 log_count() { daemon_log | grep -cE "$1"; }
+# sim_sum COUNTER: vfio_pm_sim's COUNTER (entries, exits, wakes) summed over every device
+sim_sum() { cat /sys/bus/platform/devices/vfio-pm-sim.*/sim/"$1" | awk '{ s += $1 } END { print s + 0 }'; }
+
+# restart_adopts N: `systemctl restart` of the installed vfiopmd.service ($VFIOPM_DAEMON=unit)
+# holding N armed vfio-pm-sim devices: the new daemon adopts all N from the fd store and wakes none
+# (the module's entries and exits do not move), and all are armed again. Sets RESTART_MS (the
+# restart's wall time) and RESTART_READY_MS (the new daemon's start to READY).
+restart_adopts() {
+	local n=$1 e0 x0 t0 adopted
+	e0=$(sim_sum entries) x0=$(sim_sum exits)
+	t0=${EPOCHREALTIME/./}
+	systemctl restart vfiopmd ||
+		fail "systemctl restart vfiopmd with $n devices held: $(journalctl -q -b -u vfiopmd -o cat --no-pager | grep -m1 -E 'Failed at step|Failed to')"
+	RESTART_MS=$(((${EPOCHREALTIME/./} - t0) / 1000))
+	RESTART_READY_MS=$((($(unit_prop ActiveEnterTimestampMonotonic) - $(unit_prop ExecMainStartTimestampMonotonic)) / 1000))
+	status_is "$n devices: $n armed" 120000 || fail "vfiopmd.service, $n devices: not all armed after the restart"
+	adopted=$(journalctl -q -b _SYSTEMD_INVOCATION_ID="$(unit_prop InvocationID)" -o cat --no-pager |
+		grep -c ': Adopted from the daemon before')
+	[ "$adopted" = "$n" ] || fail "$adopted of $n devices adopted after the restart"
+	[ "$(sim_sum entries) $(sim_sum exits)" = "$e0 $x0" ] ||
+		fail "the restart moved the module's counters: entries $e0 → $(sim_sum entries), exits $x0 → $(sim_sum exits)"
+}
 
 # The states the daemon went through, with journal timestamps.
 timeline_dump() {
