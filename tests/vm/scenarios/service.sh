@@ -118,7 +118,7 @@ done
 grep -qx "d3cold_allowed=$d3_before" "/run/vfiopmd/state/$nic" &&
 	grep -qx "power/control=$ctl_before" /run/vfiopmd/state/vfio-pm-sim.1 ||
 	fail "SIGKILL: the records say $(cat "/run/vfiopmd/state/$nic" /run/vfiopmd/state/vfio-pm-sim.1 | tr '\n' ' '), not d3cold_allowed=$d3_before, power/control=$ctl_before"
-say "SIGKILL: records $(cd /run/vfiopmd/state && grep -H . * | tr '\n' ' ')"
+say "SIGKILL: records $(cd /run/vfiopmd/state && grep -IH . * | tr '\n' ' ')"  # -I: the held record is binary
 pid=$(daemon_pid)
 claimed "restarted by systemd after SIGKILL"
 
