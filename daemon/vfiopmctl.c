@@ -90,6 +90,10 @@ static json_object *device_to_json(const CtlDevice *d, uint64_t uptime_usec) {
         json_object_object_add(o, "low_power_percent",
                                isnan(pct) ? NULL : json_object_new_double(round(pct * 10.0) / 10.0));
         json_object_object_add(o, "kernel_suspended_msec", json_object_new_uint64(d->kernel_suspended_msec));
+        json_object_object_add(o, "kernel_suspended_since_seen_msec",
+                               json_object_new_uint64(d->kernel_suspended_since_seen_msec));
+        json_object_object_add(o, "energy_saved_joules",
+                               d->energy_estimated ? json_object_new_double(d->energy_saved_joules) : NULL);
         json_object_object_add(o, "last_wake_realtime_usec",
                                d->last_wake_realtime_usec ? json_object_new_uint64(d->last_wake_realtime_usec) : NULL);
         json_object_object_add(o, "last_error", json_string_or_null(d->last_error));
@@ -125,12 +129,24 @@ static int get_policy_errors(sd_bus *bus, char ***ret, sd_bus_error *error) {
                                         error, ret);
 }
 
+/* SAVED: joules as Wh, as kWh from 10 kWh on; "-" without an estimate (no watts declared). */
+static void format_energy(double joules, bool estimated, char *buf, size_t size) {
+        double wh = joules / 3600.0;
+
+        if (!estimated)
+                (void) snprintf(buf, size, "-");
+        else if (wh >= 10000.0)
+                (void) snprintf(buf, size, "%.2f kWh", wh / 1000.0);
+        else
+                (void) snprintf(buf, size, "%.2f Wh", wh);
+}
+
 /* status's table row: the text of each cell (the numbers and VENDOR:DEVICE formatted into
  * buf, the rest the device's own strings). */
-enum { STATUS_COLUMNS = 8 };
+enum { STATUS_COLUMNS = 9, STATUS_FIRST_NUMERIC = 6 };
 typedef struct StatusRow {
         const char *cell[STATUS_COLUMNS];
-        char vendor_device[32], wakes[24], low[16];
+        char vendor_device[32], wakes[24], low[16], saved[32];
 } StatusRow;
 
 static void status_row(const CtlDevice *d, uint64_t uptime, StatusRow *row) {
@@ -146,9 +162,10 @@ static void status_row(const CtlDevice *d, uint64_t uptime, StatusRow *row) {
                 strcpy(row->low, "-");
         else
                 (void) snprintf(row->low, sizeof(row->low), "%.1f", pct);
+        format_energy(d->energy_saved_joules, d->energy_estimated, row->saved, sizeof(row->saved));
         const char *cell[STATUS_COLUMNS] = {
                 d->name, row->vendor_device, dash(d->class), dash(d->mode), dash(d->state), dash(d->power_state),
-                row->wakes, row->low,
+                row->wakes, row->low, row->saved,
         };
         memcpy(row->cell, cell, sizeof(cell));
 }
@@ -160,13 +177,32 @@ static void put_padding(int n) {
                 fwrite(blanks, 1, n < (int) sizeof(blanks) - 1 ? (size_t) n : sizeof(blanks) - 1, stdout);
 }
 
-/* The table, one device a row: numbers right-aligned, text left-aligned; no trailing blanks.
- * -ENOMEM if it cannot be laid out. */
+/* The TOTAL row under the devices: the SAVED column's sum ("-" when no device has an
+ * estimate), every other cell empty. */
+static void status_total_row(const CtlDevice *devices, size_t n, StatusRow *row) {
+        double joules = 0;
+        bool estimated = false;
+
+        for (size_t i = 0; i < n; i++)
+                if (devices[i].energy_estimated) {
+                        joules += devices[i].energy_saved_joules;
+                        estimated = true;
+                }
+        format_energy(joules, estimated, row->saved, sizeof(row->saved));
+        for (int c = 0; c < STATUS_COLUMNS; c++)
+                row->cell[c] = "";
+        row->cell[0] = "TOTAL";
+        row->cell[STATUS_COLUMNS - 1] = row->saved;
+}
+
+/* The table, one device a row, then the TOTAL row when there are devices: numbers right-aligned,
+ * text left-aligned; no trailing blanks. -ENOMEM if it cannot be laid out. */
 static int print_status_table(const CtlDevice *devices, size_t n, uint64_t uptime) {
         static const char *const headers[STATUS_COLUMNS] = {
-                "NAME", "VENDOR:DEVICE", "CLASS", "MODE", "STATE", "POWER", "WAKES", "LOW%",
+                "NAME", "VENDOR:DEVICE", "CLASS", "MODE", "STATE", "POWER", "WAKES", "LOW%", "SAVED",
         };
-        _cleanup_free_ StatusRow *rows = calloc(n + 1, sizeof(*rows));
+        _cleanup_free_ StatusRow *rows = calloc(n + 2, sizeof(*rows));
+        size_t n_rows = n > 0 ? n + 2 : 1;
         int width[STATUS_COLUMNS];
 
         if (!rows)
@@ -174,16 +210,18 @@ static int print_status_table(const CtlDevice *devices, size_t n, uint64_t uptim
         memcpy(rows[0].cell, headers, sizeof(headers));
         for (size_t i = 0; i < n; i++)
                 status_row(&devices[i], uptime, &rows[i + 1]);
+        if (n > 0)
+                status_total_row(devices, n, &rows[n + 1]);
         for (int c = 0; c < STATUS_COLUMNS; c++) {
                 width[c] = 0;
-                for (size_t i = 0; i <= n; i++)
+                for (size_t i = 0; i < n_rows; i++)
                         if ((int) strlen(rows[i].cell[c]) > width[c])
                                 width[c] = (int) strlen(rows[i].cell[c]);
         }
-        for (size_t i = 0; i <= n; i++) {
+        for (size_t i = 0; i < n_rows; i++) {
                 for (int c = 0; c < STATUS_COLUMNS; c++) {
                         const char *cell = rows[i].cell[c];
-                        bool numeric = c >= 6, last = c == STATUS_COLUMNS - 1;
+                        bool numeric = c >= STATUS_FIRST_NUMERIC, last = c == STATUS_COLUMNS - 1;
                         int pad = width[c] - (int) strlen(cell);
 
                         if (numeric)
@@ -232,6 +270,9 @@ static int cmd_status(sd_bus *bus, char **args) {
                 json_object_object_add(daemon, "version", json_string_or_null(version));
                 json_object_object_add(daemon, "uptime_usec", uptime ? json_object_new_uint64(uptime) : NULL);
                 json_object_object_add(daemon, "policy_errors", errs);
+                json_object_object_add(daemon, "energy_saved_joules",
+                                       isnan(status.energy_saved_joules) ? NULL
+                                                                         : json_object_new_double(status.energy_saved_joules));
                 json_object_object_add(root, "daemon", daemon);
                 json_object_object_add(root, "devices", list);
                 print_json(root);
@@ -264,7 +305,7 @@ static int cmd_show(sd_bus *bus, char **args) {
         CtlDevice d;
         uint64_t uptime = 0;
         double pct;
-        char when[64];
+        char when[64], saved[32];
         int r;
 
         r = ctl_device_get_by_name(bus, args[0], &d, &error);
@@ -302,7 +343,13 @@ static int cmd_show(sd_bus *bus, char **args) {
                 else
                         printf("%18s: %.3f s (%.1f%% of %.0f s)\n", "Low power", (double) d.low_power_usec / 1e6,
                                pct, (double) uptime / 1e6);
-                printf("%18s: %.3f s\n", "Kernel suspended", (double) d.kernel_suspended_msec / 1e3);
+                printf("%18s: %.3f s (%.3f s since first seen)\n", "Kernel suspended",
+                       (double) d.kernel_suspended_msec / 1e3, (double) d.kernel_suspended_since_seen_msec / 1e3);
+                format_energy(d.energy_saved_joules, d.energy_estimated, saved, sizeof(saved));
+                if (d.energy_estimated)
+                        printf("%18s: %s (%.1f J)\n", "Energy saved", saved, d.energy_saved_joules);
+                else
+                        printf("%18s: - (set power_active_w and power_low_w in the policy)\n", "Energy saved");
                 printf("%18s: %s\n", "Last wake", when);
                 printf("%18s: %s\n", "Last error", dash(d.last_error));
         }

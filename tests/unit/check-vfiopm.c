@@ -11,6 +11,7 @@ static Suite *(*const suites[])(void) = {
         device_suite,
         device_table_suite,
         domain_xml_suite,
+        energy_suite,
         fd_util_suite,
         fdstore_suite,
         held_record_suite,

@@ -10,6 +10,7 @@ Suite *ctl_suite(void);
 Suite *device_suite(void);
 Suite *device_table_suite(void);
 Suite *domain_xml_suite(void);
+Suite *energy_suite(void);
 Suite *fd_util_suite(void);
 Suite *fdstore_suite(void);
 Suite *held_record_suite(void);
