@@ -19,6 +19,8 @@
 #include "bus-device.h"
 #include "bus-manager.h"
 #include "ctl-client.h"
+#include "fileio.h"
+#include "metrics.h"
 #include "policy-file.h"
 #include "policy-set.h"
 #include "policy-store.h"
@@ -29,6 +31,7 @@
 
 static bool arg_json;
 static bool arg_runtime;
+static const char *arg_textfile;
 static uint64_t arg_timeout_usec = DEFAULT_TIMEOUT_USEC;
 
 /* ---- output helpers --------------------------------------------------------------------- */
@@ -979,6 +982,60 @@ static int cmd_check(sd_bus *bus, char **args) {
         return errors ? CTL_EXIT_FAILED : CTL_EXIT_OK;
 }
 
+/* ---- metrics --------------------------------------------------------------------------- */
+
+#define METRICS_TEXTFILE "vfiopmd.prom"
+
+/* --textfile DIR: DIR's fd, opened before the daemon is asked anything, so that a wrong DIR is
+ * said as such. */
+static int textfile_dir_open(const char *dir, int *ret) {
+        int fd = open(dir, O_RDONLY|O_DIRECTORY|O_CLOEXEC);
+
+        if (fd < 0) {
+                fprintf(stderr, "vfiopmctl: --textfile %s: %s\n", dir,
+                        errno == ENOTDIR ? "not a directory" : strerror(errno));
+                return -errno;
+        }
+        *ret = fd;
+        return 0;
+}
+
+/* Prometheus text format on stdout, or with --textfile into DIR/vfiopmd.prom, replaced
+ * atomically (a dot file beside it, renamed over it: node_exporter's textfile collector reads
+ * *.prom only, and never half a file). A failure leaves the file as it was. */
+static int cmd_metrics(sd_bus *bus, char **args) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(ctl_status_done) CtlStatus status = {};
+        _cleanup_close_ int dir_fd = -EBADF;
+        _cleanup_free_ char *text = NULL;
+        int r;
+
+        if (arg_textfile && textfile_dir_open(arg_textfile, &dir_fd) < 0)
+                return CTL_EXIT_FAILED;
+        /* every device with every property, the manager's, in one round trip */
+        r = ctl_status_get(bus, true, &status, &error);
+        if (r < 0) {
+                general_error("reading the devices", r, &error);
+                return ctl_exit_status(r, &error);
+        }
+        r = metrics_format(&status, &text);
+        if (r < 0) {
+                fprintf(stderr, "vfiopmctl: out of memory\n");
+                return CTL_EXIT_FAILED;
+        }
+        if (!arg_textfile) {
+                fputs(text, stdout);
+                return CTL_EXIT_OK;
+        }
+        r = write_file_atomic(dir_fd, METRICS_TEXTFILE, text, 0);
+        if (r < 0) {
+                fprintf(stderr, "vfiopmctl: --textfile %s: writing %s: %s\n", arg_textfile, METRICS_TEXTFILE,
+                        strerror(-r));
+                return CTL_EXIT_FAILED;
+        }
+        return CTL_EXIT_OK;
+}
+
 /* ---- command line ----------------------------------------------------------------------- */
 
 typedef struct Verb {
@@ -999,6 +1056,7 @@ static const Verb verbs[] = {
         { "wake",    1, UINT_MAX, true,  cmd_wake },
         { "reload",  0, 0,        true,  cmd_reload },
         { "monitor", 0, 0,        true,  cmd_monitor },
+        { "metrics", 0, 0,        true,  cmd_metrics },
         { "check",   0, UINT_MAX, false, cmd_check },
 };
 
@@ -1017,10 +1075,12 @@ static void help(void) {
                "  wake NAME...             bring the devices to D0 now\n"
                "  reload                   re-read the policy files\n"
                "  monitor                  print one line per event until interrupted\n"
+               "  metrics                  Prometheus text format (--textfile DIR: into DIR/" METRICS_TEXTFILE ")\n"
                "  check [DIR|FILE...]      validate policy files offline (default: %s)\n\n"
                "Options:\n"
                "  --json                   machine-readable output (schema in vfiopmctl(1))\n"
                "  --runtime                set/reset: the runtime file (lost at reboot)\n"
+               "  --textfile DIR           metrics: write DIR/" METRICS_TEXTFILE " atomically, for node_exporter\n"
                "  --timeout SEC            wait at most SEC seconds for each answer (default 25)\n"
                "  --version                print the version\n"
                "  -h, --help               print this help\n\n"
@@ -1030,10 +1090,11 @@ static void help(void) {
 
 /* 0: go on; 1: done, exit 0; -1: usage error */
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_JSON = 0x100, ARG_RUNTIME, ARG_TIMEOUT, ARG_VERSION };
+        enum { ARG_JSON = 0x100, ARG_RUNTIME, ARG_TEXTFILE, ARG_TIMEOUT, ARG_VERSION };
         static const struct option options[] = {
                 { "json", no_argument, NULL, ARG_JSON },
                 { "runtime", no_argument, NULL, ARG_RUNTIME },
+                { "textfile", required_argument, NULL, ARG_TEXTFILE },
                 { "timeout", required_argument, NULL, ARG_TIMEOUT },
                 { "version", no_argument, NULL, ARG_VERSION },
                 { "help", no_argument, NULL, 'h' },
@@ -1050,6 +1111,13 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_RUNTIME:
                         arg_runtime = true;
+                        break;
+                case ARG_TEXTFILE:
+                        if (!*optarg) {
+                                fprintf(stderr, "vfiopmctl: --textfile takes a directory, not ''\n");
+                                return -1;
+                        }
+                        arg_textfile = optarg;
                         break;
                 case ARG_TIMEOUT:
                         errno = 0;
@@ -1105,6 +1173,14 @@ int main(int argc, char *argv[]) {
         }
         if (arg_runtime && strcmp(verb->name, "set") != 0 && strcmp(verb->name, "reset") != 0) {
                 fprintf(stderr, "vfiopmctl: %s: --runtime only applies to set and reset\n", verb->name);
+                return CTL_EXIT_USAGE;
+        }
+        if (arg_textfile && strcmp(verb->name, "metrics") != 0) {
+                fprintf(stderr, "vfiopmctl: %s: --textfile only applies to metrics\n", verb->name);
+                return CTL_EXIT_USAGE;
+        }
+        if (arg_json && strcmp(verb->name, "metrics") == 0) {
+                fprintf(stderr, "vfiopmctl: metrics: --json does not apply (the output is Prometheus text)\n");
                 return CTL_EXIT_USAGE;
         }
         for (char **a = args; *a; a++)

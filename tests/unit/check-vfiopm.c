@@ -19,6 +19,7 @@ static Suite *(*const suites[])(void) = {
         log_suite,
         manager_suite,
         manager_held_suite,
+        metrics_suite,
         pm_suite,
         pm_flap_suite,
         pm_handoff_suite,

@@ -18,6 +18,7 @@ Suite *fileio_suite(void);
 Suite *log_suite(void);
 Suite *manager_suite(void);
 Suite *manager_held_suite(void);
+Suite *metrics_suite(void);
 Suite *pm_suite(void);
 Suite *pm_flap_suite(void);
 Suite *pm_handoff_suite(void);

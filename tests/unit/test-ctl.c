@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,7 +17,9 @@
 #include "bus-harness.h"
 #include "bus-manager.h"
 #include "domain-xml.h"
+#include "fileio.h"
 #include "fixture.h"
+#include "promtool-helpers.h"
 #include "suites.h"
 
 /* vfiopmctl and the libvirt hook, the built binaries, against the daemon side of bus-harness.h on
@@ -327,6 +330,93 @@ START_TEST(test_status_energy) {
         expect_run(&r, 0, NULL, "");
         ck_assert_msg(strstr(r.out, " 12.00 kWh\n" SIM " ") && strstr(r.out, "\nTOTAL") &&
                       strcmp(r.out + strlen(r.out) - 11, " 12.00 kWh\n") == 0, "%s", r.out);
+        run_done(&r);
+        harness_stop(&h);
+}
+END_TEST
+
+/* ---- metrics ---------------------------------------------------------------------------- */
+
+/* vfiopmctl metrics: the daemon's figures in Prometheus text format, which promtool accepts; the
+ * counters are what the daemon says (a wake counted as Wakes is vfiopmd_wakeups_total). */
+START_TEST(test_metrics) {
+        _cleanup_free_ char *line = NULL;
+        Harness h;
+        Run r;
+
+        start(&h, "{ \"mode\": \"wakeup\", \"rearm_delay_ms\": 0, \"power_active_w\": 40, \"power_low_w\": 4 }");
+        ck_assert_int_eq(harness_command(&h, 'w'), 1);
+        ck_assert_int_eq(harness_command(&h, 'w'), 1);
+        ck_assert_int_eq(fixture_write_string(h.sysfs->fd, PCI_SUSPENDED_TIME, "223456\n"), 0);
+        r = CTL(&h, "metrics");
+        expect_run(&r, 0, NULL, "");
+        ck_assert_msg(strstr(r.out, "\nvfiopmd_build_info{version=\"" PACKAGE_VERSION "\"} 1\n"), "%s", r.out);
+        ck_assert_msg(strstr(r.out, "\nvfiopmd_device_info{name=\"" PCI "\",vendor=\"8086\",device_id=\"10d3\","
+                                    "class=\"020000\",driver=\"vfio-pci\",iommu_group=\"12\"} 1\n"), "%s", r.out);
+        ck_assert_msg(strstr(r.out, "\nvfiopmd_device_state{name=\"" PCI "\",state=\"armed\"} 1\n"), "%s", r.out);
+        ck_assert_msg(strstr(r.out, "\nvfiopmd_device_state{name=\"" SIM "\",state=\"woken\"} 0\n"), "%s", r.out);
+        ck_assert_msg(strstr(r.out, "\nvfiopmd_wakeups_total{name=\"" PCI "\"} 2\n"), "%s", r.out);
+        ck_assert_msg(strstr(r.out, "\nvfiopmd_wakeups_total{name=\"" SIM "\"} 0\n"), "%s", r.out);
+        ck_assert_msg(strstr(r.out, "\nvfiopmd_arms_total{name=\"" PCI "\"} 3\n"), "%s", r.out);
+        ck_assert_msg(strstr(r.out, "\nvfiopmd_low_power_seconds_total{name=\"" PCI "\"} 100.000\n"), "%s", r.out);
+        ck_assert_msg(strstr(r.out, "\nvfiopmd_energy_saved_joules_total{name=\"" PCI "\"} 3600.000000\n"), "%s", r.out);
+        ck_assert_msg(strstr(r.out, "\nvfiopmd_policy_errors 0\n"), "%s", r.out);
+        expect_promtool_ok(r.out);
+        run_done(&r);
+        harness_stop(&h);
+}
+END_TEST
+
+/* --textfile DIR: DIR/vfiopmd.prom replaced atomically (0644, no temporary file left, nothing on
+ * stdout); a DIR that is not one, or options that do not go with metrics, said as such. */
+START_TEST(test_metrics_textfile) {
+        _cleanup_(fixture_tmp_freep) FixtureTmp *dir = NULL;
+        _cleanup_free_ char *text = NULL, *missing = NULL, *file = NULL;
+        struct stat st;
+        Harness h;
+        Run r;
+
+        start(&h, WAKEUP_POLICY);
+        ck_assert_int_eq(fixture_tmp_new(NULL, &dir), 0);
+        ck_assert_int_eq(fixture_write_string(dir->fd, "vfiopmd.prom", "stale\n"), 0);
+        r = CTL(&h, "metrics", "--textfile", dir->path);
+        expect_run(&r, 0, "", "");
+        run_done(&r);
+        ck_assert_int_eq(fstatat(dir->fd, "vfiopmd.prom", &st, 0), 0);
+        ck_assert_int_eq(st.st_mode & 07777, 0644);
+        ck_assert_int_eq(read_file_at(dir->fd, "vfiopmd.prom", 1 << 20, &text), 0);
+        ck_assert_msg(strncmp(text, "# HELP vfiopmd_build_info ", 26) == 0, "%s", text);
+        ck_assert_msg(strstr(text, "\nvfiopmd_device_state{name=\"" SIM "\",state=\"armed\"} 1\n"), "%s", text);
+        expect_promtool_ok(text);
+        {
+                _cleanup_free_ char *files = harness_list_files(&(Harness) { .root = dir }, "");
+
+                ck_assert_str_eq(files, "vfiopmd.prom\n");
+        }
+
+        ck_assert_int_ge(asprintf(&missing, "%s/nonexistent", dir->path), 0);
+        r = CTL(&h, "metrics", "--textfile", missing);
+        ck_assert_int_ge(asprintf(&file, "vfiopmctl: --textfile %s: No such file or directory\n", missing), 0);
+        expect_run(&r, 1, "", file);
+        run_done(&r);
+        free(file);
+        ck_assert_int_ge(asprintf(&file, "%s/vfiopmd.prom", dir->path), 0);
+        r = CTL(&h, "metrics", "--textfile", file);
+        free(missing);
+        ck_assert_int_ge(asprintf(&missing, "vfiopmctl: --textfile %s: not a directory\n", file), 0);
+        expect_run(&r, 1, "", missing);
+        run_done(&r);
+        r = CTL(&h, "metrics", "--textfile", "");
+        expect_run(&r, 2, "", "vfiopmctl: --textfile takes a directory, not ''\n");
+        run_done(&r);
+        r = CTL(&h, "status", "--textfile", dir->path);
+        expect_run(&r, 2, "", "vfiopmctl: status: --textfile only applies to metrics\n");
+        run_done(&r);
+        r = CTL(&h, "--json", "metrics");
+        expect_run(&r, 2, "", "vfiopmctl: metrics: --json does not apply (the output is Prometheus text)\n");
+        run_done(&r);
+        r = CTL(&h, "metrics", "extra");
+        expect_run(&r, 2, "", "vfiopmctl: metrics: too many arguments (see vfiopmctl --help)\n");
         run_done(&r);
         harness_stop(&h);
 }
@@ -1102,6 +1192,8 @@ Suite *ctl_suite(void) {
         tcase_add_test(tc, test_status_table);
         tcase_add_test(tc, test_status_json_schema);
         tcase_add_test(tc, test_status_energy);
+        tcase_add_test(tc, test_metrics);
+        tcase_add_test(tc, test_metrics_textfile);
         tcase_add_test(tc, test_status_one_call);
         tcase_add_test(tc, test_show_and_policy);
         tcase_add_test(tc, test_set_reset);
