@@ -61,6 +61,15 @@ static json_object *json_string_or_null(const char *s) {
         return s && *s ? json_object_new_string(s) : NULL;
 }
 
+/* Joules with a millijoule's precision, printed as such ("236.950", not json-c's %.17g
+ * "236.95000000000005"): still a JSON number. */
+static json_object *json_joules(double joules) {
+        char buf[64];
+
+        (void) snprintf(buf, sizeof(buf), "%.3f", joules);
+        return json_object_new_double_s(joules, buf);
+}
+
 /* LOW%: the share of the daemon's uptime the device spent armed; NAN when unknown. */
 static double low_power_percent(const CtlDevice *d, uint64_t uptime_usec) {
         if (uptime_usec == 0)
@@ -96,7 +105,7 @@ static json_object *device_to_json(const CtlDevice *d, uint64_t uptime_usec) {
         json_object_object_add(o, "kernel_suspended_since_seen_msec",
                                json_object_new_uint64(d->kernel_suspended_since_seen_msec));
         json_object_object_add(o, "energy_saved_joules",
-                               d->energy_estimated ? json_object_new_double(d->energy_saved_joules) : NULL);
+                               d->energy_estimated ? json_joules(d->energy_saved_joules) : NULL);
         json_object_object_add(o, "last_wake_realtime_usec",
                                d->last_wake_realtime_usec ? json_object_new_uint64(d->last_wake_realtime_usec) : NULL);
         json_object_object_add(o, "last_error", json_string_or_null(d->last_error));
@@ -275,7 +284,7 @@ static int cmd_status(sd_bus *bus, char **args) {
                 json_object_object_add(daemon, "policy_errors", errs);
                 json_object_object_add(daemon, "energy_saved_joules",
                                        isnan(status.energy_saved_joules) ? NULL
-                                                                         : json_object_new_double(status.energy_saved_joules));
+                                                                         : json_joules(status.energy_saved_joules));
                 json_object_object_add(root, "daemon", daemon);
                 json_object_object_add(root, "devices", list);
                 print_json(root);
