@@ -644,7 +644,8 @@ static bool get_bool(sd_bus *bus, const char *path, const char *property) {
 
 /* EnergySavedJoules: the kernel's runtime_suspended_time since the daemon first saw the device
  * (the fixture's 123456 ms then) × (power_active_w − power_low_w); without both watts 0 and not
- * an estimate, although the time is counted; the Manager's is the sum. A reload with other watts
+ * an estimate, although the time is counted; the Manager's is the sum; a device added again
+ * starts over. A reload with other watts
  * counts at them from then on, and keeps what was saved. */
 START_TEST(test_energy_saved) {
         Harness h;
@@ -669,6 +670,13 @@ START_TEST(test_energy_saved) {
         ck_assert_double_eq(get_double(h.client, SIM_PATH, BUS_DEVICE_INTERFACE, "EnergySavedJoules"), 0);
         ck_assert_double_eq_tol(get_double(h.client, BUS_MANAGER_PATH, BUS_MANAGER_INTERFACE, "EnergySavedJoules"),
                                 60, 1e-9);
+
+        /* a device added again is seen anew: its count starts over from the kernel's value then */
+        ck_assert_int_eq(harness_command(&h, 'r'), 0);
+        ck_assert_int_eq(harness_command(&h, 'a'), 0);
+        ck_assert_uint_eq(get_u64(h.client, SIM_PATH, "KernelSuspendedSinceSeenMsec"), 0);
+        ck_assert_int_eq(fixture_write_string(h.sysfs->fd, SIM_SUSPENDED_TIME, "61042\n"), 0);
+        ck_assert_uint_eq(get_u64(h.client, SIM_PATH, "KernelSuspendedSinceSeenMsec"), 1000);
 
         /* 100 W saved from the reload on: 2 s more is 200 J more (Reload needs root) */
         if (geteuid() != 0) {
