@@ -1073,7 +1073,7 @@ static void help(void) {
         printf("vfiopmctl [OPTIONS] [COMMAND]\n\n"
                "Query and control vfiopmd, the power policy daemon for VFIO devices.\n\n"
                "Commands:\n"
-               "  status                   every device: NAME VENDOR:DEVICE CLASS MODE STATE POWER WAKES LOW%%\n"
+               "  status                   every device: NAME VENDOR:DEVICE CLASS MODE STATE POWER WAKES LOW%% SAVED\n"
                "                           (the default)\n"
                "  show NAME                one device's properties\n"
                "  policy NAME              its effective policy, with the file behind each key\n"
