@@ -126,6 +126,22 @@ static int property_kernel_suspended_msec(sd_bus *bus, const char *path, const c
         return sd_bus_message_append_basic(reply, 't', &msec);
 }
 
+/* EnergySavedJoules, EnergyEstimated, KernelSuspendedSinceSeenMsec: one fresh reading each. */
+static int property_energy(sd_bus *bus, const char *path, const char *interface, const char *property,
+                           sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        EnergyReading e;
+        int estimated;
+
+        managed_device_energy(userdata, &e);
+        if (strcmp(property, "EnergySavedJoules") == 0)
+                return sd_bus_message_append_basic(reply, 'd', &e.joules);
+        if (strcmp(property, "EnergyEstimated") == 0) {
+                estimated = e.estimated;
+                return sd_bus_message_append_basic(reply, 'b', &estimated);
+        }
+        return sd_bus_message_append_basic(reply, 't', &e.suspended_msec);
+}
+
 static int property_last_error(sd_bus *bus, const char *path, const char *interface, const char *property,
                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         return sd_bus_message_append_basic(reply, 's',
@@ -199,15 +215,17 @@ int bus_devices_append_states(BusDevices *b, sd_bus_message *reply) {
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 const DeviceInfo *info = managed_device_info(devices[i]);
                 const PmDevice *pm = managed_device_pm(devices[i]);
+                EnergyReading e;
                 PmCounters c;
 
                 pm_device_counters(pm, &c);
+                managed_device_energy(devices[i], &e);
                 r = sd_bus_message_append(reply, "(" BUS_DEVICE_STATE_SIGNATURE ")", info->name,
                                           str_or_empty(info->vendor), str_or_empty(info->device_id),
                                           str_or_empty(info->class), policy_mode_to_string(pm_device_mode(pm)),
                                           pm_state_to_string(pm_device_state(pm)),
                                           device_power_state_to_string(managed_device_power_state(devices[i])),
-                                          c.wakes, c.low_power_usec);
+                                          c.wakes, c.low_power_usec, e.joules, (int) e.estimated);
         }
         if (r >= 0)
                 r = sd_bus_message_close_container(reply);
@@ -236,6 +254,9 @@ static const sd_bus_vtable device_vtable[] = {
         SD_BUS_PROPERTY("Arms", "t", property_counter, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LowPowerUsec", "t", property_counter, 0, 0),
         SD_BUS_PROPERTY("KernelSuspendedMsec", "t", property_kernel_suspended_msec, 0, 0),
+        SD_BUS_PROPERTY("KernelSuspendedSinceSeenMsec", "t", property_energy, 0, 0),
+        SD_BUS_PROPERTY("EnergySavedJoules", "d", property_energy, 0, 0),
+        SD_BUS_PROPERTY("EnergyEstimated", "b", property_energy, 0, 0),
         SD_BUS_PROPERTY("LastWakeRealtimeUsec", "t", property_counter, 0, 0),
         SD_BUS_PROPERTY("ReleaseReason", "s", property_release_reason, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("ReleasedBy", "s", property_released_by, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),

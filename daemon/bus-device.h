@@ -29,10 +29,10 @@ typedef struct BusDevices BusDevices;
 int bus_devices_append_names(BusDevices *b, sd_bus_message *reply);
 
 /* Manager.ListDeviceStates()'s row: what vfiopmctl status shows of a device (name, vendor,
- * device_id, class, mode, state, power_state, wakes, low_power_usec), as the Device properties
- * of those names say it. */
-#define BUS_DEVICE_STATE_SIGNATURE "ssssssstt"
-/* Appends the a(ssssssstt) of every device, in name order. */
+ * device_id, class, mode, state, power_state, wakes, low_power_usec, energy_saved_joules,
+ * energy_estimated), as the Device properties of those names say it. */
+#define BUS_DEVICE_STATE_SIGNATURE "sssssssttdb"
+/* Appends the a(sssssssttdb) of every device, in name order. */
 int bus_devices_append_states(BusDevices *b, sd_bus_message *reply);
 
 /* Adds the objects to bus (they exist at once, for every device the manager has). */

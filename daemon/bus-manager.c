@@ -359,6 +359,15 @@ static int property_policy_errors(sd_bus *bus, const char *path, const char *int
         return sd_bus_message_append_strv(reply, manager_policy(b->manager)->errors);
 }
 
+static int property_energy_saved_joules(sd_bus *bus, const char *path, const char *interface,
+                                        const char *property, sd_bus_message *reply, void *userdata,
+                                        sd_bus_error *error) {
+        BusManager *b = userdata;
+        double joules = manager_energy_saved_joules(b->manager);
+
+        return sd_bus_message_append_basic(reply, 'd', &joules);
+}
+
 /* ---- Claim, Release, Wake, Reload ------------------------------------------------------- */
 
 typedef int (*DeviceOperation)(PmDevice *pm);
@@ -541,6 +550,8 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Version", "s", property_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("PolicyErrors", "as", property_policy_errors, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        /* moves while devices sleep: read it */
+        SD_BUS_PROPERTY("EnergySavedJoules", "d", property_energy_saved_joules, 0, 0),
         SD_BUS_METHOD_WITH_ARGS("ListDevices", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(so)", devices),
                                 method_list_devices, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListDeviceStates", SD_BUS_NO_ARGS,

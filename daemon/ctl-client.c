@@ -1,6 +1,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,10 +176,11 @@ static int dict_read(sd_bus_message *reply, const char *array, const char *entry
 
 #define DICT_SV "{sv}", "sv"
 
-/* org.vfiopm1.Device's properties as CtlDevice fields: a string (char *) or a counter (uint64_t). */
+/* org.vfiopm1.Device's properties as CtlDevice fields: a string (char *), a counter (uint64_t),
+ * a double or a boolean (bool). */
 static const struct {
         const char *property;
-        char type;                      /* 's' or 't' */
+        char type;                      /* 's', 't', 'd' or 'b' */
         size_t offset;
 } device_properties[] = {
         { "Name", 's', offsetof(CtlDevice, name) },
@@ -195,6 +197,9 @@ static const struct {
         { "Arms", 't', offsetof(CtlDevice, arms) },
         { "LowPowerUsec", 't', offsetof(CtlDevice, low_power_usec) },
         { "KernelSuspendedMsec", 't', offsetof(CtlDevice, kernel_suspended_msec) },
+        { "KernelSuspendedSinceSeenMsec", 't', offsetof(CtlDevice, kernel_suspended_since_seen_msec) },
+        { "EnergySavedJoules", 'd', offsetof(CtlDevice, energy_saved_joules) },
+        { "EnergyEstimated", 'b', offsetof(CtlDevice, energy_estimated) },
         { "LastWakeRealtimeUsec", 't', offsetof(CtlDevice, last_wake_realtime_usec) },
         { "ReleaseReason", 's', offsetof(CtlDevice, release_reason) },
         { "ReleasedBy", 's', offsetof(CtlDevice, released_by) },
@@ -236,11 +241,17 @@ static int read_property(sd_bus_message *reply, const char *property, void *user
                 return r < 0 ? r : 0;
         }
         field = (uint8_t *) dr->device + device_properties[i].offset;
-        r = sd_bus_message_enter_container(reply, 'v', device_properties[i].type == 's' ? "s" : "t");
+        r = sd_bus_message_enter_container(reply, 'v', (char[]) { device_properties[i].type, 0 });
         if (r < 0)
                 return r;
-        if (device_properties[i].type == 't')
-                r = sd_bus_message_read_basic(reply, 't', field);
+        if (device_properties[i].type == 'b') {
+                int b;
+
+                r = sd_bus_message_read_basic(reply, 'b', &b);
+                if (r >= 0)
+                        *(bool *) field = b;
+        } else if (device_properties[i].type != 's')
+                r = sd_bus_message_read_basic(reply, device_properties[i].type, field);
         else {
                 r = sd_bus_message_read_basic(reply, 's', &s);
                 if (r >= 0) {
@@ -446,17 +457,21 @@ static int device_states_read(sd_bus_message *reply, CtlDevice **ret, size_t *re
         while (r >= 0) {
                 const char *name, *vendor, *device_id, *class, *mode, *state, *power_state;
                 uint64_t wakes, low_power_usec;
+                double joules;
+                int estimated;
                 CtlDevice *d;
 
                 r = sd_bus_message_read(reply, "(" BUS_DEVICE_STATE_SIGNATURE ")", &name, &vendor, &device_id,
-                                        &class, &mode, &state, &power_state, &wakes, &low_power_usec);
+                                        &class, &mode, &state, &power_state, &wakes, &low_power_usec, &joules,
+                                        &estimated);
                 if (r <= 0)
                         break;
                 r = device_list_grow(&l);
                 if (r < 0)
                         break;
                 d = &l.devices[l.n];
-                *d = (CtlDevice) { .wakes = wakes, .low_power_usec = low_power_usec };
+                *d = (CtlDevice) { .wakes = wakes, .low_power_usec = low_power_usec,
+                                   .energy_saved_joules = joules, .energy_estimated = estimated };
                 r = device_strings_block(d, (const char *[]) { name, vendor, device_id, class, mode, state,
                                                                power_state },
                                          (char **[]) { &d->name, &d->vendor, &d->device_id, &d->class,
@@ -591,7 +606,8 @@ static int reply_error(sd_bus_message *reply, sd_bus_error *error) {
         return r < 0 ? r : -EIO;
 }
 
-/* A property of org.vfiopm1.Manager into the CtlStatus userdata: Version and PolicyErrors. */
+/* A property of org.vfiopm1.Manager into the CtlStatus userdata: Version, PolicyErrors and
+ * EnergySavedJoules. */
 static int read_manager_property(sd_bus_message *reply, const char *property, void *userdata) {
         CtlStatus *s = userdata;
         const char *version;
@@ -611,6 +627,8 @@ static int read_manager_property(sd_bus_message *reply, const char *property, vo
                         r = sd_bus_message_exit_container(reply);
                 return r;
         }
+        if (strcmp(property, "EnergySavedJoules") == 0)
+                return sd_bus_message_read(reply, "v", "d", &s->energy_saved_joules);
         return sd_bus_message_skip(reply, "v");
 }
 
@@ -628,7 +646,7 @@ static int uptime_read(sd_bus_message *reply, uint64_t *ret) {
 int ctl_status_get(sd_bus *bus, bool full, CtlStatus *ret, sd_bus_error *error) {
         enum { CALL_OBJECTS, CALL_MANAGER, CALL_PID, _CALL_MAX };
         PendingCall calls[_CALL_MAX] = {};
-        CtlStatus s = {};
+        CtlStatus s = { .energy_saved_joules = NAN };
         int r;
 
         if (full)

@@ -57,6 +57,9 @@ typedef struct CtlDevice {
         uint64_t arms;
         uint64_t low_power_usec;
         uint64_t kernel_suspended_msec;
+        uint64_t kernel_suspended_since_seen_msec;
+        double energy_saved_joules;
+        bool energy_estimated;          /* energy_saved_joules is an estimate (watts declared) */
         uint64_t last_wake_realtime_usec;
         char *block;                    /* if set, every string above points into it: one
                                          * allocation, freed alone */
@@ -84,13 +87,14 @@ typedef struct CtlStatus {
         char *version;                  /* NULL: unknown */
         char **policy_errors;           /* NULL: unknown, or none */
         uint64_t uptime_usec;           /* as ctl_daemon_uptime(); 0: unknown */
+        double energy_saved_joules;     /* the Manager's EnergySavedJoules; NAN: unknown */
 } CtlStatus;
 
 /* In one round trip: the devices' call, the Manager's GetAll and the bus's word on the daemon's
  * pid go out together, and the replies are awaited together. With full, the devices come from
  * GetManagedObjects with every property (as ctl_devices_get()); without, from ListDeviceStates
  * with what the status table shows (name, vendor, device_id, class, mode, state, power_state,
- * wakes, low_power_usec; every other string ""). Fails as ctl_devices_get() would; version,
+ * wakes, low_power_usec, energy_saved_joules, energy_estimated; every other string ""). Fails as ctl_devices_get() would; version,
  * policy errors and uptime are left unknown when they cannot be read. */
 int ctl_status_get(sd_bus *bus, bool full, CtlStatus *ret, sd_bus_error *error);
 void ctl_status_done(CtlStatus *s);

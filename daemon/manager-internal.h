@@ -7,6 +7,7 @@
 
 #include "device-table.h"
 #include "device.h"
+#include "energy.h"
 #include "fdstore.h"
 #include "held-record.h"
 #include "manager.h"
@@ -31,6 +32,7 @@ struct ManagedDevice {
         PmState counted;                /* the state it is counted under in Manager.count */
         bool gone;                      /* being forgotten or freed: pm's callbacks change nothing */
         HeldSlot *slot;                 /* its slot in the held record while held */
+        EnergyMeter energy;             /* from the first reading at managed_device_new() */
         void *observer;                 /* managed_device_observer() */
 };
 

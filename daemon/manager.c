@@ -245,6 +245,15 @@ static void env_record_failed(void *userdata, PmDevice *pm, const char *what, in
                                  what);
 }
 
+/* A reading of the kernel's residency into d's meter; none when it cannot be read (the meter
+ * then starts, or goes on, at the next one that can). */
+static void energy_update(ManagedDevice *d) {
+        uint64_t msec;
+
+        if (pm_device_kernel_suspended_msec(d->pm, &msec) >= 0)
+                energy_meter_update(&d->energy, msec);
+}
+
 int managed_device_apply_policy(Manager *m, ManagedDevice *d) {
         _cleanup_(effective_policy_freep) EffectivePolicy *p = NULL;
         DeviceFacts facts;
@@ -256,6 +265,8 @@ int managed_device_apply_policy(Manager *m, ManagedDevice *d) {
                 return log_device_error_errno(d->info->name, r, "Failed to evaluate the policy: %m");
         effective_policy_free(d->policy);
         d->policy = TAKE_PTR(p);
+        energy_update(d);               /* what passed so far at the watts before */
+        energy_meter_set_watts(&d->energy, energy_saved_watts(&d->policy->values));
         r = pm_device_set_policy(d->pm, &d->policy->values);
         if (r < 0)
                 log_device_debug(d->info->name, "Policy applied, with an error: %s", pm_device_last_error(d->pm));
@@ -304,6 +315,7 @@ int managed_device_new(Manager *m, const char *bus, const char *name, ManagedDev
         d->dir_fd = -EBADF;
         d->power_attrs = DEVICE_POWER_ATTRS_NULL;
         d->counted = _PM_STATE_INVALID;
+        d->energy = ENERGY_METER_INIT;
 
         r = device_info_read(m->config.sysfs_fd, bus, name, &d->info);
         if (r < 0) {
@@ -332,6 +344,7 @@ int managed_device_new(Manager *m, const char *bus, const char *name, ManagedDev
         if (device_table_put(m->devices, d->info->name, d) < 0)
                 return log_oom();
         count_state(m, d, pm_device_state(d->pm));
+        energy_update(d);               /* the baseline: energy counts from first sight */
         manager_held_restore(m, d);
         *ret = TAKE_PTR(d);
         return 0;
@@ -744,6 +757,24 @@ bool managed_device_on_vfio(const ManagedDevice *d) {
 
 const EffectivePolicy *managed_device_policy(const ManagedDevice *d) {
         return d->policy;
+}
+
+void managed_device_energy(ManagedDevice *d, EnergyReading *ret) {
+        energy_update(d);
+        energy_meter_read(&d->energy, ret);
+}
+
+double manager_energy_saved_joules(Manager *m) {
+        ManagedDevice *d;
+        double sum = 0;
+
+        DEVICE_TABLE_FOREACH(d, m->devices, i) {
+                EnergyReading e;
+
+                managed_device_energy(d, &e);
+                sum += e.joules;
+        }
+        return sum;
 }
 
 DevicePowerState managed_device_power_state(ManagedDevice *d) {

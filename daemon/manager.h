@@ -10,6 +10,7 @@
 
 #include "cleanup.h"
 #include "device.h"
+#include "energy.h"
 #include "pm.h"
 #include "policy-set.h"
 
@@ -125,6 +126,11 @@ const char *managed_device_released_by(const ManagedDevice *d);
 bool managed_device_on_vfio(const ManagedDevice *d);
 /* NULL until the first evaluation succeeded. */
 const EffectivePolicy *managed_device_policy(const ManagedDevice *d);
+/* The estimate of energy saved since the daemon first saw d (energy.h), from a fresh reading of
+ * power/runtime_suspended_time (a pread(), wakes nothing). */
+void managed_device_energy(ManagedDevice *d, EnergyReading *ret);
+/* The sum of managed_device_energy()'s joules over every device in the table. */
+double manager_energy_saved_joules(Manager *m);
 /* The kernel's power view now (power_state, power/runtime_status), each a pread() of a sysfs fd
  * kept open after the first read (device.h): wakes nothing. */
 DevicePowerState managed_device_power_state(ManagedDevice *d);

@@ -19,6 +19,8 @@
 #include "bus-device.h"
 #include "bus-manager.h"
 #include "ctl-client.h"
+#include "fileio.h"
+#include "metrics.h"
 #include "policy-file.h"
 #include "policy-set.h"
 #include "policy-store.h"
@@ -29,6 +31,7 @@
 
 static bool arg_json;
 static bool arg_runtime;
+static const char *arg_textfile;
 static uint64_t arg_timeout_usec = DEFAULT_TIMEOUT_USEC;
 
 /* ---- output helpers --------------------------------------------------------------------- */
@@ -56,6 +59,15 @@ static void general_error(const char *what, int r, const sd_bus_error *error) {
 
 static json_object *json_string_or_null(const char *s) {
         return s && *s ? json_object_new_string(s) : NULL;
+}
+
+/* Joules with a millijoule's precision, printed as such ("236.950", not json-c's %.17g
+ * "236.95000000000005"): still a JSON number. */
+static json_object *json_joules(double joules) {
+        char buf[64];
+
+        (void) snprintf(buf, sizeof(buf), "%.3f", joules);
+        return json_object_new_double_s(joules, buf);
 }
 
 /* LOW%: the share of the daemon's uptime the device spent armed; NAN when unknown. */
@@ -90,6 +102,10 @@ static json_object *device_to_json(const CtlDevice *d, uint64_t uptime_usec) {
         json_object_object_add(o, "low_power_percent",
                                isnan(pct) ? NULL : json_object_new_double(round(pct * 10.0) / 10.0));
         json_object_object_add(o, "kernel_suspended_msec", json_object_new_uint64(d->kernel_suspended_msec));
+        json_object_object_add(o, "kernel_suspended_since_seen_msec",
+                               json_object_new_uint64(d->kernel_suspended_since_seen_msec));
+        json_object_object_add(o, "energy_saved_joules",
+                               d->energy_estimated ? json_joules(d->energy_saved_joules) : NULL);
         json_object_object_add(o, "last_wake_realtime_usec",
                                d->last_wake_realtime_usec ? json_object_new_uint64(d->last_wake_realtime_usec) : NULL);
         json_object_object_add(o, "last_error", json_string_or_null(d->last_error));
@@ -125,12 +141,24 @@ static int get_policy_errors(sd_bus *bus, char ***ret, sd_bus_error *error) {
                                         error, ret);
 }
 
+/* SAVED: joules as Wh, as kWh from 10 kWh on; "-" without an estimate (no watts declared). */
+static void format_energy(double joules, bool estimated, char *buf, size_t size) {
+        double wh = joules / 3600.0;
+
+        if (!estimated)
+                (void) snprintf(buf, size, "-");
+        else if (wh >= 10000.0)
+                (void) snprintf(buf, size, "%.2f kWh", wh / 1000.0);
+        else
+                (void) snprintf(buf, size, "%.2f Wh", wh);
+}
+
 /* status's table row: the text of each cell (the numbers and VENDOR:DEVICE formatted into
  * buf, the rest the device's own strings). */
-enum { STATUS_COLUMNS = 8 };
+enum { STATUS_COLUMNS = 9, STATUS_FIRST_NUMERIC = 6 };
 typedef struct StatusRow {
         const char *cell[STATUS_COLUMNS];
-        char vendor_device[32], wakes[24], low[16];
+        char vendor_device[32], wakes[24], low[16], saved[32];
 } StatusRow;
 
 static void status_row(const CtlDevice *d, uint64_t uptime, StatusRow *row) {
@@ -146,9 +174,10 @@ static void status_row(const CtlDevice *d, uint64_t uptime, StatusRow *row) {
                 strcpy(row->low, "-");
         else
                 (void) snprintf(row->low, sizeof(row->low), "%.1f", pct);
+        format_energy(d->energy_saved_joules, d->energy_estimated, row->saved, sizeof(row->saved));
         const char *cell[STATUS_COLUMNS] = {
                 d->name, row->vendor_device, dash(d->class), dash(d->mode), dash(d->state), dash(d->power_state),
-                row->wakes, row->low,
+                row->wakes, row->low, row->saved,
         };
         memcpy(row->cell, cell, sizeof(cell));
 }
@@ -160,13 +189,32 @@ static void put_padding(int n) {
                 fwrite(blanks, 1, n < (int) sizeof(blanks) - 1 ? (size_t) n : sizeof(blanks) - 1, stdout);
 }
 
-/* The table, one device a row: numbers right-aligned, text left-aligned; no trailing blanks.
- * -ENOMEM if it cannot be laid out. */
+/* The TOTAL row under the devices: the SAVED column's sum ("-" when no device has an
+ * estimate), every other cell empty. */
+static void status_total_row(const CtlDevice *devices, size_t n, StatusRow *row) {
+        double joules = 0;
+        bool estimated = false;
+
+        for (size_t i = 0; i < n; i++)
+                if (devices[i].energy_estimated) {
+                        joules += devices[i].energy_saved_joules;
+                        estimated = true;
+                }
+        format_energy(joules, estimated, row->saved, sizeof(row->saved));
+        for (int c = 0; c < STATUS_COLUMNS; c++)
+                row->cell[c] = "";
+        row->cell[0] = "TOTAL";
+        row->cell[STATUS_COLUMNS - 1] = row->saved;
+}
+
+/* The table, one device a row, then the TOTAL row when there are devices: numbers right-aligned,
+ * text left-aligned; no trailing blanks. -ENOMEM if it cannot be laid out. */
 static int print_status_table(const CtlDevice *devices, size_t n, uint64_t uptime) {
         static const char *const headers[STATUS_COLUMNS] = {
-                "NAME", "VENDOR:DEVICE", "CLASS", "MODE", "STATE", "POWER", "WAKES", "LOW%",
+                "NAME", "VENDOR:DEVICE", "CLASS", "MODE", "STATE", "POWER", "WAKES", "LOW%", "SAVED",
         };
-        _cleanup_free_ StatusRow *rows = calloc(n + 1, sizeof(*rows));
+        _cleanup_free_ StatusRow *rows = calloc(n + 2, sizeof(*rows));
+        size_t n_rows = n > 0 ? n + 2 : 1;
         int width[STATUS_COLUMNS];
 
         if (!rows)
@@ -174,16 +222,18 @@ static int print_status_table(const CtlDevice *devices, size_t n, uint64_t uptim
         memcpy(rows[0].cell, headers, sizeof(headers));
         for (size_t i = 0; i < n; i++)
                 status_row(&devices[i], uptime, &rows[i + 1]);
+        if (n > 0)
+                status_total_row(devices, n, &rows[n + 1]);
         for (int c = 0; c < STATUS_COLUMNS; c++) {
                 width[c] = 0;
-                for (size_t i = 0; i <= n; i++)
+                for (size_t i = 0; i < n_rows; i++)
                         if ((int) strlen(rows[i].cell[c]) > width[c])
                                 width[c] = (int) strlen(rows[i].cell[c]);
         }
-        for (size_t i = 0; i <= n; i++) {
+        for (size_t i = 0; i < n_rows; i++) {
                 for (int c = 0; c < STATUS_COLUMNS; c++) {
                         const char *cell = rows[i].cell[c];
-                        bool numeric = c >= 6, last = c == STATUS_COLUMNS - 1;
+                        bool numeric = c >= STATUS_FIRST_NUMERIC, last = c == STATUS_COLUMNS - 1;
                         int pad = width[c] - (int) strlen(cell);
 
                         if (numeric)
@@ -232,6 +282,9 @@ static int cmd_status(sd_bus *bus, char **args) {
                 json_object_object_add(daemon, "version", json_string_or_null(version));
                 json_object_object_add(daemon, "uptime_usec", uptime ? json_object_new_uint64(uptime) : NULL);
                 json_object_object_add(daemon, "policy_errors", errs);
+                json_object_object_add(daemon, "energy_saved_joules",
+                                       isnan(status.energy_saved_joules) ? NULL
+                                                                         : json_joules(status.energy_saved_joules));
                 json_object_object_add(root, "daemon", daemon);
                 json_object_object_add(root, "devices", list);
                 print_json(root);
@@ -264,7 +317,7 @@ static int cmd_show(sd_bus *bus, char **args) {
         CtlDevice d;
         uint64_t uptime = 0;
         double pct;
-        char when[64];
+        char when[64], saved[32];
         int r;
 
         r = ctl_device_get_by_name(bus, args[0], &d, &error);
@@ -302,7 +355,13 @@ static int cmd_show(sd_bus *bus, char **args) {
                 else
                         printf("%18s: %.3f s (%.1f%% of %.0f s)\n", "Low power", (double) d.low_power_usec / 1e6,
                                pct, (double) uptime / 1e6);
-                printf("%18s: %.3f s\n", "Kernel suspended", (double) d.kernel_suspended_msec / 1e3);
+                printf("%18s: %.3f s (%.3f s since first seen)\n", "Kernel suspended",
+                       (double) d.kernel_suspended_msec / 1e3, (double) d.kernel_suspended_since_seen_msec / 1e3);
+                format_energy(d.energy_saved_joules, d.energy_estimated, saved, sizeof(saved));
+                if (d.energy_estimated)
+                        printf("%18s: %s (%.1f J)\n", "Energy saved", saved, d.energy_saved_joules);
+                else
+                        printf("%18s: - (set power_active_w and power_low_w in the policy)\n", "Energy saved");
                 printf("%18s: %s\n", "Last wake", when);
                 printf("%18s: %s\n", "Last error", dash(d.last_error));
         }
@@ -932,6 +991,60 @@ static int cmd_check(sd_bus *bus, char **args) {
         return errors ? CTL_EXIT_FAILED : CTL_EXIT_OK;
 }
 
+/* ---- metrics --------------------------------------------------------------------------- */
+
+#define METRICS_TEXTFILE "vfiopmd.prom"
+
+/* --textfile DIR: DIR's fd, opened before the daemon is asked anything, so that a wrong DIR is
+ * said as such. */
+static int textfile_dir_open(const char *dir, int *ret) {
+        int fd = open(dir, O_RDONLY|O_DIRECTORY|O_CLOEXEC);
+
+        if (fd < 0) {
+                fprintf(stderr, "vfiopmctl: --textfile %s: %s\n", dir,
+                        errno == ENOTDIR ? "not a directory" : strerror(errno));
+                return -errno;
+        }
+        *ret = fd;
+        return 0;
+}
+
+/* Prometheus text format on stdout, or with --textfile into DIR/vfiopmd.prom, replaced
+ * atomically (a dot file beside it, renamed over it: node_exporter's textfile collector reads
+ * *.prom only, and never half a file). A failure leaves the file as it was. */
+static int cmd_metrics(sd_bus *bus, char **args) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(ctl_status_done) CtlStatus status = {};
+        _cleanup_close_ int dir_fd = -EBADF;
+        _cleanup_free_ char *text = NULL;
+        int r;
+
+        if (arg_textfile && textfile_dir_open(arg_textfile, &dir_fd) < 0)
+                return CTL_EXIT_FAILED;
+        /* every device with every property, the manager's, in one round trip */
+        r = ctl_status_get(bus, true, &status, &error);
+        if (r < 0) {
+                general_error("reading the devices", r, &error);
+                return ctl_exit_status(r, &error);
+        }
+        r = metrics_format(&status, &text);
+        if (r < 0) {
+                fprintf(stderr, "vfiopmctl: out of memory\n");
+                return CTL_EXIT_FAILED;
+        }
+        if (!arg_textfile) {
+                fputs(text, stdout);
+                return CTL_EXIT_OK;
+        }
+        r = write_file_atomic(dir_fd, METRICS_TEXTFILE, text, 0);
+        if (r < 0) {
+                fprintf(stderr, "vfiopmctl: --textfile %s: writing %s: %s\n", arg_textfile, METRICS_TEXTFILE,
+                        strerror(-r));
+                return CTL_EXIT_FAILED;
+        }
+        return CTL_EXIT_OK;
+}
+
 /* ---- command line ----------------------------------------------------------------------- */
 
 typedef struct Verb {
@@ -952,6 +1065,7 @@ static const Verb verbs[] = {
         { "wake",    1, UINT_MAX, true,  cmd_wake },
         { "reload",  0, 0,        true,  cmd_reload },
         { "monitor", 0, 0,        true,  cmd_monitor },
+        { "metrics", 0, 0,        true,  cmd_metrics },
         { "check",   0, UINT_MAX, false, cmd_check },
 };
 
@@ -959,7 +1073,7 @@ static void help(void) {
         printf("vfiopmctl [OPTIONS] [COMMAND]\n\n"
                "Query and control vfiopmd, the power policy daemon for VFIO devices.\n\n"
                "Commands:\n"
-               "  status                   every device: NAME VENDOR:DEVICE CLASS MODE STATE POWER WAKES LOW%%\n"
+               "  status                   every device: NAME VENDOR:DEVICE CLASS MODE STATE POWER WAKES LOW%% SAVED\n"
                "                           (the default)\n"
                "  show NAME                one device's properties\n"
                "  policy NAME              its effective policy, with the file behind each key\n"
@@ -970,10 +1084,12 @@ static void help(void) {
                "  wake NAME...             bring the devices to D0 now\n"
                "  reload                   re-read the policy files\n"
                "  monitor                  print one line per event until interrupted\n"
+               "  metrics                  Prometheus text format (--textfile DIR: into DIR/" METRICS_TEXTFILE ")\n"
                "  check [DIR|FILE...]      validate policy files offline (default: %s)\n\n"
                "Options:\n"
                "  --json                   machine-readable output (schema in vfiopmctl(1))\n"
                "  --runtime                set/reset: the runtime file (lost at reboot)\n"
+               "  --textfile DIR           metrics: write DIR/" METRICS_TEXTFILE " atomically, for node_exporter\n"
                "  --timeout SEC            wait at most SEC seconds for each answer (default 25)\n"
                "  --version                print the version\n"
                "  -h, --help               print this help\n\n"
@@ -983,10 +1099,11 @@ static void help(void) {
 
 /* 0: go on; 1: done, exit 0; -1: usage error */
 static int parse_argv(int argc, char *argv[]) {
-        enum { ARG_JSON = 0x100, ARG_RUNTIME, ARG_TIMEOUT, ARG_VERSION };
+        enum { ARG_JSON = 0x100, ARG_RUNTIME, ARG_TEXTFILE, ARG_TIMEOUT, ARG_VERSION };
         static const struct option options[] = {
                 { "json", no_argument, NULL, ARG_JSON },
                 { "runtime", no_argument, NULL, ARG_RUNTIME },
+                { "textfile", required_argument, NULL, ARG_TEXTFILE },
                 { "timeout", required_argument, NULL, ARG_TIMEOUT },
                 { "version", no_argument, NULL, ARG_VERSION },
                 { "help", no_argument, NULL, 'h' },
@@ -1003,6 +1120,13 @@ static int parse_argv(int argc, char *argv[]) {
                         break;
                 case ARG_RUNTIME:
                         arg_runtime = true;
+                        break;
+                case ARG_TEXTFILE:
+                        if (!*optarg) {
+                                fprintf(stderr, "vfiopmctl: --textfile takes a directory, not ''\n");
+                                return -1;
+                        }
+                        arg_textfile = optarg;
                         break;
                 case ARG_TIMEOUT:
                         errno = 0;
@@ -1058,6 +1182,14 @@ int main(int argc, char *argv[]) {
         }
         if (arg_runtime && strcmp(verb->name, "set") != 0 && strcmp(verb->name, "reset") != 0) {
                 fprintf(stderr, "vfiopmctl: %s: --runtime only applies to set and reset\n", verb->name);
+                return CTL_EXIT_USAGE;
+        }
+        if (arg_textfile && strcmp(verb->name, "metrics") != 0) {
+                fprintf(stderr, "vfiopmctl: %s: --textfile only applies to metrics\n", verb->name);
+                return CTL_EXIT_USAGE;
+        }
+        if (arg_json && strcmp(verb->name, "metrics") == 0) {
+                fprintf(stderr, "vfiopmctl: metrics: --json does not apply (the output is Prometheus text)\n");
                 return CTL_EXIT_USAGE;
         }
         for (char **a = args; *a; a++)

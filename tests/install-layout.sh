@@ -54,6 +54,12 @@ if [ "$systemdsystemunitdir" != no ]; then
 	grep -qxF "ExecStart=$sbindir/vfiopmd" "$D$systemdsystemunitdir/vfiopmd.service" &&
 		echo "ok: the unit starts $sbindir/vfiopmd" ||
 		bad "vfiopmd.service has no ExecStart=$sbindir/vfiopmd"
+	need -f "$systemdsystemunitdir/vfiopmd-metrics.service" "metrics unit"
+	need -f "$systemdsystemunitdir/vfiopmd-metrics.timer" "metrics timer"
+	grep -qxF "ExecStart=$bindir/vfiopmctl metrics --textfile /var/lib/prometheus/node-exporter" \
+		"$D$systemdsystemunitdir/vfiopmd-metrics.service" &&
+		echo "ok: vfiopmd-metrics.service runs $bindir/vfiopmctl metrics --textfile" ||
+		bad "vfiopmd-metrics.service has no ExecStart=$bindir/vfiopmctl metrics --textfile ..."
 fi
 if [ "$tmpfilesdir" != no ]; then
 	need -f "$tmpfilesdir/vfiopmd.conf" "tmpfiles entry"

@@ -73,5 +73,25 @@ for want in Type=notify BusName=org.vfiopm1 Restart=on-failure ProtectSystem=str
 done
 grep -qE '^WatchdogSec=[1-9]' "$unit" || bad "$unit has no WatchdogSec="
 grep -qE '^DeviceAllow=char-vfio rw$' "$unit" || bad "$unit does not allow the VFIO group nodes (char-vfio)"
-[ $failed = 0 ] && echo "ok: the contract's lines are there"
+[ "$nbad" = 0 ] && echo "ok: the contract's lines are there"
+
+# 5. vfiopmd-metrics.service and .timer (vfiopmctl metrics --textfile for node_exporter): verify
+# accepts them, the service is as closed as vfiopmd.service, the timer runs it every minute and
+# nothing enables it but an admin's [Install] (timers.target)
+before=$nbad
+sed "s|^ExecStart=[^ ]*|ExecStart=$PWD/daemon/vfiopmctl|" systemd/vfiopmd-metrics.service >"$tmp/vfiopmd-metrics.service"
+cp "${srcdir:-.}/systemd/vfiopmd-metrics.timer" "$tmp/"
+out=$(cd "$tmp" && systemd-analyze verify --man=no ./vfiopmd-metrics.timer ./vfiopmd-metrics.service 2>&1)
+rc=$?
+ours=$(grep 'vfiopmd-metrics' <<<"$out")
+[ $rc -eq 0 ] && [ -z "$ours" ] || bad "systemd-analyze verify vfiopmd-metrics (exit $rc): ${ours:-$out}"
+systemd-analyze security --offline=yes --no-pager --threshold=30 systemd/vfiopmd-metrics.service >/dev/null 2>&1 ||
+	bad "vfiopmd-metrics.service: exposure above 3.0: $(systemd-analyze security --offline=yes --no-pager \
+		systemd/vfiopmd-metrics.service 2>&1 | tail -n1)"
+for want in Type=oneshot 'ReadWritePaths=-/var/lib/prometheus/node-exporter' CapabilityBoundingSet= \
+	'RestrictAddressFamilies=AF_UNIX'; do
+	grep -qxF -- "$want" systemd/vfiopmd-metrics.service || bad "vfiopmd-metrics.service has no line '$want'"
+done
+grep -qxF 'OnUnitActiveSec=1min' "$tmp/vfiopmd-metrics.timer" || bad "vfiopmd-metrics.timer does not run every minute"
+[ "$nbad" = "$before" ] && echo "ok: vfiopmd-metrics.service and .timer: verified, exposure 3.0 or lower, every minute"
 exit $failed

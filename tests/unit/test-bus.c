@@ -376,7 +376,8 @@ END_TEST
 /* Every property of org.vfiopm1.Device (the vtable in bus-device.c). */
 static const char *const device_properties[] = {
         "Name", "Vendor", "DeviceId", "Class", "Driver", "IommuGroup", "Mode", "State", "PowerState",
-        "RuntimeStatus", "Wakes", "Arms", "LowPowerUsec", "KernelSuspendedMsec", "LastWakeRealtimeUsec",
+        "RuntimeStatus", "Wakes", "Arms", "LowPowerUsec", "KernelSuspendedMsec", "KernelSuspendedSinceSeenMsec",
+        "EnergySavedJoules", "EnergyEstimated", "LastWakeRealtimeUsec",
         "ReleaseReason", "ReleasedBy", "LastError", "Policy",
 };
 
@@ -413,6 +414,17 @@ static void expect_device_properties(sd_bus *bus, sd_bus_message *m, const char 
                         if (compare && (strcmp(property, "State") == 0 || strcmp(property, "Mode") == 0 ||
                                         strcmp(property, "IommuGroup") == 0 || strcmp(property, "Vendor") == 0))
                                 expect_string(bus, path, BUS_DEVICE_INTERFACE, property, v);
+                } else if (strcmp(contents, "d") == 0) {
+                        double v;
+
+                        ck_assert_str_eq(property, "EnergySavedJoules");
+                        ck_assert_int_ge(sd_bus_message_read(m, "v", "d", &v), 0);
+                        ck_assert(v >= 0);
+                } else if (strcmp(contents, "b") == 0) {
+                        int v;
+
+                        ck_assert_str_eq(property, "EnergyEstimated");
+                        ck_assert_int_ge(sd_bus_message_read(m, "v", "b", &v), 0);
                 } else {
                         uint64_t v;
 
@@ -588,10 +600,14 @@ START_TEST(test_list_device_states) {
                         "Name", "Vendor", "DeviceId", "Class", "Mode", "State", "PowerState",
                 };
                 uint64_t wakes, low;
+                double joules;
+                int estimated;
 
                 ck_assert_int_gt(sd_bus_message_read(reply, "(" BUS_DEVICE_STATE_SIGNATURE ")", &field[0], &field[1],
                                                      &field[2], &field[3], &field[4], &field[5], &field[6], &wakes,
-                                                     &low), 0);
+                                                     &low, &joules, &estimated), 0);
+                ck_assert_double_eq(joules, 0);         /* the fixture's kernel counters stand still */
+                ck_assert(!estimated);                  /* and no watts are declared */
                 ck_assert_str_eq(field[0], expected[i]);
                 for (size_t k = 0; k < 7; k++)
                         expect_string(h.client, paths[i], BUS_DEVICE_INTERFACE, properties[k], field[k]);
@@ -602,6 +618,80 @@ START_TEST(test_list_device_states) {
                 ck_assert_uint_le(low, get_u64(h.client, paths[i], "LowPowerUsec"));
         }
         ck_assert_int_eq(sd_bus_message_at_end(reply, false), 1);
+        harness_stop(&h);
+}
+END_TEST
+
+static double get_double(sd_bus *bus, const char *path, const char *interface, const char *property) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        double v = -1;
+
+        ck_assert_int_ge(sd_bus_get_property_trivial(bus, BUS_NAME, path, interface, property, &error, 'd', &v), 0);
+        return v;
+}
+
+static bool get_bool(sd_bus *bus, const char *path, const char *property) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int v = -1;
+
+        ck_assert_int_ge(sd_bus_get_property_trivial(bus, BUS_NAME, path, BUS_DEVICE_INTERFACE, property, &error,
+                                                     'b', &v), 0);
+        return v;
+}
+
+#define PCI_SUSPENDED_TIME "devices/pci0000:00/" PCI_NAME "/power/runtime_suspended_time"
+#define SIM_SUSPENDED_TIME "devices/platform/" SIM_NAME "/power/runtime_suspended_time"
+
+/* EnergySavedJoules: the kernel's runtime_suspended_time since the daemon first saw the device
+ * (the fixture's 123456 ms then) × (power_active_w − power_low_w); without both watts 0 and not
+ * an estimate, although the time is counted; the Manager's is the sum; a device added again
+ * starts over. A reload with other watts
+ * counts at them from then on, and keeps what was saved. */
+START_TEST(test_energy_saved) {
+        Harness h;
+
+        harness_start(&h, &(HarnessOptions) {
+                .with_pci = true, .with_sim = true, .install_defaults = true,
+                .etc_policy = "{ \"match\": { \"device\": \"" PCI_NAME "\" }, \"power_active_w\": 12.5, "
+                              "\"power_low_w\": 2.5 }",
+        });
+        ck_assert_uint_eq(get_u64(h.client, PCI_PATH, "KernelSuspendedMsec"), 123456);
+        ck_assert_uint_eq(get_u64(h.client, PCI_PATH, "KernelSuspendedSinceSeenMsec"), 0);
+        ck_assert_double_eq(get_double(h.client, PCI_PATH, BUS_DEVICE_INTERFACE, "EnergySavedJoules"), 0);
+        ck_assert(get_bool(h.client, PCI_PATH, "EnergyEstimated"));
+        ck_assert(!get_bool(h.client, SIM_PATH, "EnergyEstimated"));
+
+        /* 6 s suspended at 10 W saved; the simulated device 60 s, without watts */
+        ck_assert_int_eq(fixture_write_string(h.sysfs->fd, PCI_SUSPENDED_TIME, "129456\n"), 0);
+        ck_assert_int_eq(fixture_write_string(h.sysfs->fd, SIM_SUSPENDED_TIME, "60042\n"), 0);
+        ck_assert_uint_eq(get_u64(h.client, PCI_PATH, "KernelSuspendedSinceSeenMsec"), 6000);
+        ck_assert_double_eq_tol(get_double(h.client, PCI_PATH, BUS_DEVICE_INTERFACE, "EnergySavedJoules"), 60, 1e-9);
+        ck_assert_uint_eq(get_u64(h.client, SIM_PATH, "KernelSuspendedSinceSeenMsec"), 60000);
+        ck_assert_double_eq(get_double(h.client, SIM_PATH, BUS_DEVICE_INTERFACE, "EnergySavedJoules"), 0);
+        ck_assert_double_eq_tol(get_double(h.client, BUS_MANAGER_PATH, BUS_MANAGER_INTERFACE, "EnergySavedJoules"),
+                                60, 1e-9);
+
+        /* a device added again is seen anew: its count starts over from the kernel's value then */
+        ck_assert_int_eq(harness_command(&h, 'r'), 0);
+        ck_assert_int_eq(harness_command(&h, 'a'), 0);
+        ck_assert_uint_eq(get_u64(h.client, SIM_PATH, "KernelSuspendedSinceSeenMsec"), 0);
+        ck_assert_int_eq(fixture_write_string(h.sysfs->fd, SIM_SUSPENDED_TIME, "61042\n"), 0);
+        ck_assert_uint_eq(get_u64(h.client, SIM_PATH, "KernelSuspendedSinceSeenMsec"), 1000);
+
+        /* 100 W saved from the reload on: 2 s more is 200 J more (Reload needs root) */
+        if (geteuid() != 0) {
+                harness_stop(&h);
+                return;
+        }
+        ck_assert_int_eq(fixture_write_string(h.root->fd, HARNESS_ETC_POLICY_FILE,
+                                              "{ \"power_active_w\": 100, \"power_low_w\": 0 }"), 0);
+        ck_assert_int_ge(call(h.client, NULL, NULL, NULL, "Reload", NULL), 0);
+        ck_assert_int_eq(fixture_write_string(h.sysfs->fd, PCI_SUSPENDED_TIME, "131456\n"), 0);
+        ck_assert_double_eq_tol(get_double(h.client, PCI_PATH, BUS_DEVICE_INTERFACE, "EnergySavedJoules"), 260, 1e-9);
+        ck_assert(get_bool(h.client, SIM_PATH, "EnergyEstimated"));
+        ck_assert_double_eq(get_double(h.client, SIM_PATH, BUS_DEVICE_INTERFACE, "EnergySavedJoules"), 0);
+        ck_assert_double_eq_tol(get_double(h.client, BUS_MANAGER_PATH, BUS_MANAGER_INTERFACE, "EnergySavedJoules"),
+                                260, 1e-9);
         harness_stop(&h);
 }
 END_TEST
@@ -1065,6 +1155,7 @@ Suite *bus_suite(void) {
         tcase_add_test(tc, test_device_signals);
         tcase_add_test(tc, test_object_manager);
         tcase_add_test(tc, test_list_device_states);
+        tcase_add_test(tc, test_energy_saved);
         tcase_add_test(tc, test_introspection_shipped);
         tcase_add_test(tc, test_properties_changed_once_a_turn);
         tcase_add_test(tc, test_removed_device_not_announced);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,7 +17,9 @@
 #include "bus-harness.h"
 #include "bus-manager.h"
 #include "domain-xml.h"
+#include "fileio.h"
 #include "fixture.h"
+#include "promtool-helpers.h"
 #include "suites.h"
 
 /* vfiopmctl and the libvirt hook, the built binaries, against the daemon side of bus-harness.h on
@@ -208,17 +211,23 @@ START_TEST(test_status_table) {
         expect_run(&r, 0, NULL, "");
         ck_assert_msg(strstr(r.out, "\n0000:00:03.0  8086:10d3     020000 wakeup armed D3hot       0 "), "%s", r.out);
         /* The header, then one row a device in name order; STATE where the header says. */
-        ck_assert_msg(strncmp(r.out, "NAME          VENDOR:DEVICE CLASS  MODE   STATE POWER   WAKES LOW%\n", 66) == 0,
+        ck_assert_msg(strncmp(r.out, "NAME          VENDOR:DEVICE CLASS  MODE   STATE POWER   WAKES LOW% SAVED\n", 72) == 0,
                       "header: %s", r.out);
+        /* no watts declared: no estimate, "-", and so the TOTAL */
+        ck_assert_msg(strstr(r.out, "\nTOTAL  ") && strcmp(r.out + strlen(r.out) - 3, " -\n") == 0, "%s", r.out);
         for (line = strtok_r(r.out, "\n", &save); line; line = strtok_r(NULL, "\n", &save), rows++) {
                 if (rows == 0) {
                         col = (size_t) (strstr(line, "STATE") - line);
                         continue;
                 }
+                if (rows == 3) {
+                        ck_assert_msg(strncmp(line, "TOTAL ", 6) == 0, "row %d: %s", rows, line);
+                        continue;
+                }
                 ck_assert_msg(strncmp(line + col, "armed ", 6) == 0, "row %d: %s", rows, line);
                 ck_assert_msg(line[strlen(line) - 1] != ' ', "trailing blank: '%s'", line);
         }
-        ck_assert_int_eq(rows, 3);
+        ck_assert_int_eq(rows, 4);
         run_done(&r);
 
         /* No argument is status. */
@@ -245,6 +254,8 @@ START_TEST(test_status_json_schema) {
                 { "released_by", json_type_string, true }, { "wakes", json_type_int, false },
                 { "arms", json_type_int, false }, { "low_power_usec", json_type_int, false },
                 { "low_power_percent", json_type_double, true }, { "kernel_suspended_msec", json_type_int, false },
+                { "kernel_suspended_since_seen_msec", json_type_int, false },
+                { "energy_saved_joules", json_type_double, true },
                 { "last_wake_realtime_usec", json_type_int, true }, { "last_error", json_type_string, true },
         };
         json_object *root, *devices, *daemon, *v;
@@ -258,6 +269,7 @@ START_TEST(test_status_json_schema) {
         ck_assert_str_eq(jstr(daemon, "version"), PACKAGE_VERSION);
         ck_assert(json_object_object_get_ex(daemon, "policy_errors", &v) && json_object_is_type(v, json_type_array));
         ck_assert(json_object_object_get_ex(daemon, "uptime_usec", &v) && json_object_is_type(v, json_type_int));
+        ck_assert(json_object_object_get_ex(daemon, "energy_saved_joules", &v) && json_object_is_type(v, json_type_double));
         ck_assert_int_eq(json_object_array_length(devices), 2);
         for (size_t i = 0; i < 2; i++) {
                 json_object *d = json_object_array_get_idx(devices, i);
@@ -278,6 +290,134 @@ START_TEST(test_status_json_schema) {
         ck_assert_str_eq(jstr(json_object_array_get_idx(devices, 1), "state"), "armed");
         ck_assert(json_object_object_get_ex(json_object_array_get_idx(devices, 1), "vendor", &v) && !v);
         json_object_put(root);
+        harness_stop(&h);
+}
+END_TEST
+
+#define PCI_SUSPENDED_TIME "devices/pci0000:00/" PCI "/power/runtime_suspended_time"
+
+/* SAVED and the TOTAL: the kernel's suspended time since the daemon saw the device × the watts
+ * the policy declares for it, in Wh (kWh from 10 kWh on), "-" for a device without watts; in
+ * --json the joules, null without watts, and the Manager's sum. */
+START_TEST(test_status_energy) {
+        json_object *root, *devices;
+        Harness h;
+        Run r;
+
+        start(&h, "{ \"match\": { \"device\": \"" PCI "\" }, \"power_active_w\": 40, \"power_low_w\": 4 }");
+        /* 100 s suspended at 36 W: 3600 J, 1 Wh */
+        ck_assert_int_eq(fixture_write_string(h.sysfs->fd, PCI_SUSPENDED_TIME, "223456\n"), 0);
+        r = CTL(&h, "status");
+        expect_run(&r, 0, NULL, "");
+        ck_assert_msg(strstr(r.out, " LOW%   SAVED\n"), "%s", r.out);
+        ck_assert_msg(strstr(r.out, " 1.00 Wh\n" SIM " "), "%s", r.out);
+        ck_assert_msg(strstr(r.out, " -\nTOTAL ") && strstr(r.out, " 1.00 Wh\n"), "%s", r.out);
+        ck_assert_msg(strncmp(strstr(r.out, "\nTOTAL ") + 1, "TOTAL", 5) == 0 &&
+                      strcmp(r.out + strlen(r.out) - 9, " 1.00 Wh\n") == 0, "%s", r.out);
+        run_done(&r);
+
+        root = run_json(&h, (const char *const[]) { "vfiopmctl", "--json", "status", NULL });
+        ck_assert(json_object_object_get_ex(root, "devices", &devices));
+        ck_assert_str_eq(jstr(json_object_array_get_idx(devices, 0), "kernel_suspended_since_seen_msec"), "100000");
+        ck_assert_double_eq_tol(atof(jstr(json_object_array_get_idx(devices, 0), "energy_saved_joules")), 3600, 1e-6);
+        ck_assert_ptr_null(jstr(json_object_array_get_idx(devices, 1), "energy_saved_joules"));
+        ck_assert_double_eq_tol(atof(jstr(root, "daemon.energy_saved_joules")), 3600, 1e-6);
+        json_object_put(root);
+
+        /* past 10 kWh: 12 kWh is 1.2e6 s at 36 W */
+        ck_assert_int_eq(fixture_write_string(h.sysfs->fd, PCI_SUSPENDED_TIME, "1200123456\n"), 0);
+        r = CTL(&h, "status");
+        expect_run(&r, 0, NULL, "");
+        ck_assert_msg(strstr(r.out, " 12.00 kWh\n" SIM " ") && strstr(r.out, "\nTOTAL") &&
+                      strcmp(r.out + strlen(r.out) - 11, " 12.00 kWh\n") == 0, "%s", r.out);
+        run_done(&r);
+        harness_stop(&h);
+}
+END_TEST
+
+/* ---- metrics ---------------------------------------------------------------------------- */
+
+/* vfiopmctl metrics: the daemon's figures in Prometheus text format, which promtool accepts; the
+ * counters are what the daemon says (a wake counted as Wakes is vfiopmd_wakeups_total). */
+START_TEST(test_metrics) {
+        _cleanup_free_ char *line = NULL;
+        Harness h;
+        Run r;
+
+        start(&h, "{ \"mode\": \"wakeup\", \"rearm_delay_ms\": 0, \"power_active_w\": 40, \"power_low_w\": 4 }");
+        ck_assert_int_eq(harness_command(&h, 'w'), 1);
+        ck_assert_int_eq(harness_command(&h, 'w'), 1);
+        ck_assert_int_eq(fixture_write_string(h.sysfs->fd, PCI_SUSPENDED_TIME, "223456\n"), 0);
+        r = CTL(&h, "metrics");
+        expect_run(&r, 0, NULL, "");
+        ck_assert_msg(strstr(r.out, "\nvfiopmd_build_info{version=\"" PACKAGE_VERSION "\"} 1\n"), "%s", r.out);
+        ck_assert_msg(strstr(r.out, "\nvfiopmd_device_info{name=\"" PCI "\",vendor=\"8086\",device_id=\"10d3\","
+                                    "class=\"020000\",driver=\"vfio-pci\",iommu_group=\"12\"} 1\n"), "%s", r.out);
+        ck_assert_msg(strstr(r.out, "\nvfiopmd_device_state{name=\"" PCI "\",state=\"armed\"} 1\n"), "%s", r.out);
+        ck_assert_msg(strstr(r.out, "\nvfiopmd_device_state{name=\"" SIM "\",state=\"woken\"} 0\n"), "%s", r.out);
+        ck_assert_msg(strstr(r.out, "\nvfiopmd_wakeups_total{name=\"" PCI "\"} 2\n"), "%s", r.out);
+        ck_assert_msg(strstr(r.out, "\nvfiopmd_wakeups_total{name=\"" SIM "\"} 0\n"), "%s", r.out);
+        ck_assert_msg(strstr(r.out, "\nvfiopmd_arms_total{name=\"" PCI "\"} 3\n"), "%s", r.out);
+        ck_assert_msg(strstr(r.out, "\nvfiopmd_low_power_seconds_total{name=\"" PCI "\"} 100.000\n"), "%s", r.out);
+        ck_assert_msg(strstr(r.out, "\nvfiopmd_energy_saved_joules_total{name=\"" PCI "\"} 3600.000000\n"), "%s", r.out);
+        ck_assert_msg(strstr(r.out, "\nvfiopmd_policy_errors 0\n"), "%s", r.out);
+        expect_promtool_ok(r.out);
+        run_done(&r);
+        harness_stop(&h);
+}
+END_TEST
+
+/* --textfile DIR: DIR/vfiopmd.prom replaced atomically (0644, no temporary file left, nothing on
+ * stdout); a DIR that is not one, or options that do not go with metrics, said as such. */
+START_TEST(test_metrics_textfile) {
+        _cleanup_(fixture_tmp_freep) FixtureTmp *dir = NULL;
+        _cleanup_free_ char *text = NULL, *missing = NULL, *file = NULL;
+        struct stat st;
+        Harness h;
+        Run r;
+
+        start(&h, WAKEUP_POLICY);
+        ck_assert_int_eq(fixture_tmp_new(NULL, &dir), 0);
+        ck_assert_int_eq(fixture_write_string(dir->fd, "vfiopmd.prom", "stale\n"), 0);
+        r = CTL(&h, "metrics", "--textfile", dir->path);
+        expect_run(&r, 0, "", "");
+        run_done(&r);
+        ck_assert_int_eq(fstatat(dir->fd, "vfiopmd.prom", &st, 0), 0);
+        ck_assert_int_eq(st.st_mode & 07777, 0644);
+        ck_assert_int_eq(read_file_at(dir->fd, "vfiopmd.prom", 1 << 20, &text), 0);
+        ck_assert_msg(strncmp(text, "# HELP vfiopmd_build_info ", 26) == 0, "%s", text);
+        ck_assert_msg(strstr(text, "\nvfiopmd_device_state{name=\"" SIM "\",state=\"armed\"} 1\n"), "%s", text);
+        expect_promtool_ok(text);
+        {
+                _cleanup_free_ char *files = harness_list_files(&(Harness) { .root = dir }, "");
+
+                ck_assert_str_eq(files, "vfiopmd.prom\n");
+        }
+
+        ck_assert_int_ge(asprintf(&missing, "%s/nonexistent", dir->path), 0);
+        r = CTL(&h, "metrics", "--textfile", missing);
+        ck_assert_int_ge(asprintf(&file, "vfiopmctl: --textfile %s: No such file or directory\n", missing), 0);
+        expect_run(&r, 1, "", file);
+        run_done(&r);
+        free(file);
+        ck_assert_int_ge(asprintf(&file, "%s/vfiopmd.prom", dir->path), 0);
+        r = CTL(&h, "metrics", "--textfile", file);
+        free(missing);
+        ck_assert_int_ge(asprintf(&missing, "vfiopmctl: --textfile %s: not a directory\n", file), 0);
+        expect_run(&r, 1, "", missing);
+        run_done(&r);
+        r = CTL(&h, "metrics", "--textfile", "");
+        expect_run(&r, 2, "", "vfiopmctl: --textfile takes a directory, not ''\n");
+        run_done(&r);
+        r = CTL(&h, "status", "--textfile", dir->path);
+        expect_run(&r, 2, "", "vfiopmctl: status: --textfile only applies to metrics\n");
+        run_done(&r);
+        r = CTL(&h, "--json", "metrics");
+        expect_run(&r, 2, "", "vfiopmctl: metrics: --json does not apply (the output is Prometheus text)\n");
+        run_done(&r);
+        r = CTL(&h, "metrics", "extra");
+        expect_run(&r, 2, "", "vfiopmctl: metrics: too many arguments (see vfiopmctl --help)\n");
+        run_done(&r);
         harness_stop(&h);
 }
 END_TEST
@@ -1051,6 +1191,9 @@ Suite *ctl_suite(void) {
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_status_table);
         tcase_add_test(tc, test_status_json_schema);
+        tcase_add_test(tc, test_status_energy);
+        tcase_add_test(tc, test_metrics);
+        tcase_add_test(tc, test_metrics_textfile);
         tcase_add_test(tc, test_status_one_call);
         tcase_add_test(tc, test_show_and_policy);
         tcase_add_test(tc, test_set_reset);

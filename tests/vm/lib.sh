@@ -99,11 +99,12 @@ vm_host_setup() {
 # compiler). Bookworm's dkms ships no systemd unit (nothing of it runs at boot). The lib*
 # packages are what the host-built binaries link (libxml2: the libvirt hook; libvirt pulls it in
 # as well, the hook should not depend on that). strace: scenarios/bench.sh counts the system
-# calls of a wake (strace -c).
+# calls of a wake (strace -c). prometheus-node-exporter and curl: scenarios/metrics.sh scrapes the
+# real node_exporter's textfile collector (customize-hook keeps it from starting at boot).
 VM_GUEST_PKGS=(systemd systemd-sysv dbus udev kmod initramfs-tools procps pciutils
 	libevent-2.1-7 libevent-pthreads-2.1-7 libjson-c5 libsystemd0 libudev1 libxml2
 	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
-	jq dkms strace)
+	jq dkms strace prometheus-node-exporter curl)
 
 # vm_image_key KERNEL_PKG...: sha256 over the recipe and the resolved versions of every
 # package named in it (the kernels' headers included).

@@ -47,7 +47,7 @@ pass "monitor started: $(grep -c '"present"' /run/monitor.json) devices present"
 # -- status: the table and its JSON say the same
 $ctl >/run/status.txt || fail "vfiopmctl status failed"
 sed 's/^/    /' /run/status.txt
-head -n1 /run/status.txt | grep -qE '^NAME +VENDOR:DEVICE +CLASS +MODE +STATE +POWER +WAKES +LOW%$' ||
+head -n1 /run/status.txt | grep -qE '^NAME +VENDOR:DEVICE +CLASS +MODE +STATE +POWER +WAKES +LOW% +SAVED$' ||
 	fail "status header: $(head -n1 /run/status.txt)"
 col=$(head -n1 /run/status.txt | grep -bo 'STATE' | cut -d: -f1)
 for d in "$nic" "$nic2" vfio-pm-sim.0 vfio-pm-sim.1; do
@@ -55,8 +55,9 @@ for d in "$nic" "$nic2" vfio-pm-sim.0 vfio-pm-sim.1; do
 	want=$(json_field "$d" state)
 	[ "${row:$col:${#want}}" = "$want" ] || fail "$d: STATE column does not read $want: '$row'"
 done
-grep "^$nic " /run/status.txt | grep -qE "^$nic +8086:10d3 +(0x)?020000 +wakeup +armed +D3hot +[0-9]+ +[0-9.]+$" ||
+grep "^$nic " /run/status.txt | grep -qE "^$nic +8086:10d3 +(0x)?020000 +wakeup +armed +D3hot +[0-9]+ +[0-9.]+ +-$" ||
 	fail "status row of $nic: $(grep "^$nic " /run/status.txt)"
+tail -n1 /run/status.txt | grep -qE '^TOTAL +-$' || fail "status: no TOTAL line (no watts declared: -): $(tail -n1 /run/status.txt)"
 [ "$($ctl --json | jq '.devices | length')" = 4 ] || fail "status --json does not list 4 devices"
 pass "status: aligned table, one row per device, the same states as --json"
 

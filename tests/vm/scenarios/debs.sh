@@ -94,6 +94,14 @@ owner=$(busctl --system status org.vfiopm1 2>/dev/null | sed -n 's/^PID=//p')
 out=$(vfiopmctl status 2>&1) || fail "vfiopmctl status: $out"
 echo "$out" | sed 's/^/    /'
 pass "vfiopmd.service enabled and active (pid $pid), owns org.vfiopm1, vfiopmctl status works"
+# the metrics timer and its service come with the package, neither enabled nor started
+for u in vfiopmd-metrics.timer vfiopmd-metrics.service; do
+	[ -f "/lib/systemd/system/$u" ] || fail "the package has no /lib/systemd/system/$u"
+	[ "$(systemctl is-active "$u")" = inactive ] || fail "$u is $(systemctl is-active "$u") after the install"
+done
+[ "$(systemctl is-enabled vfiopmd-metrics.timer)" = disabled ] ||
+	fail "vfiopmd-metrics.timer is $(systemctl is-enabled vfiopmd-metrics.timer) after the install, not disabled"
+pass "vfiopmd-metrics.timer and .service installed, inactive, the timer disabled"
 
 wait_state vfio-pm-sim.0 kernel || fail "vfio-pm-sim.0 (loaded after the daemon started) not seen, or not left to the kernel by the shipped policy"
 wait_state "$nic" kernel || fail "$nic not left to the kernel by the shipped policy"

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The main job: vfiopmd holding e1000e NICs (vfio-pci) and vfio-pm-sim devices, their states before, during and after a wake.
+# The main job: vfiopmd holding e1000e NICs (vfio-pci) and vfio-pm-sim devices, their states before, during and after a wake, the energy saved where the policy declares watts, and an excerpt of vfiopmctl metrics (Prometheus).
 set -u
 . "$(dirname "$0")/lib/common.sh"
 
@@ -7,9 +7,11 @@ modprobe vfio_pm_sim devices=2 || fail "modprobe vfio_pm_sim"
 nics=($(vfio_pci_devices))
 [ ${#nics[@]} -ge 2 ] || fail "need 2 vfio-pci NICs"
 policy_write 50-demo.json "[
-  { \"match\": { \"device\": \"${nics[0]}\" }, \"mode\": \"wakeup\", \"rearm_delay_ms\": 3000 },
+  { \"match\": { \"device\": \"${nics[0]}\" }, \"mode\": \"wakeup\", \"rearm_delay_ms\": 3000,
+    \"power_active_w\": 8.5, \"power_low_w\": 1.5 },
   { \"match\": { \"device\": \"${nics[1]}\" }, \"mode\": \"auto\" },
-  { \"match\": { \"device\": \"vfio-pm-sim.0\" }, \"mode\": \"wakeup\", \"rearm_delay_ms\": 2000 },
+  { \"match\": { \"device\": \"vfio-pm-sim.0\" }, \"mode\": \"wakeup\", \"rearm_delay_ms\": 2000,
+    \"power_active_w\": 250, \"power_low_w\": 30 },
   { \"match\": { \"device\": \"vfio-pm-sim.1\" }, \"mode\": \"kernel\" }
 ]"
 say "policy ($POLICY_DIR/50-demo.json):"
@@ -51,6 +53,21 @@ wait_log "^${nics[0]}: woken → armed" 10 || fail "${nics[0]} not re-armed"
 wait_log "^vfio-pm-sim.0: woken → armed" 10 || fail "vfio-pm-sim.0 not re-armed"
 for d in "${nics[0]}" vfio-pm-sim.0; do wait_runtime "$d" suspended || fail "$d not suspended"; done
 show "re-armed after the delay, back in low power"
+# SAVED: Wh where the policy declares both watts, "-" where it does not; the TOTAL under it
+vfiopmctl >/run/demo-status.txt
+for d in "${nics[0]}" vfio-pm-sim.0; do
+	grep -qE "^$d .* [0-9]+\.[0-9]+ k?Wh$" /run/demo-status.txt || fail "status: no SAVED figure for $d: $(grep "^$d " /run/demo-status.txt)"
+done
+for d in "${nics[1]}" vfio-pm-sim.1; do
+	grep -qE "^$d .* -$" /run/demo-status.txt || fail "status: SAVED of $d (no watts) is not -: $(grep "^$d " /run/demo-status.txt)"
+done
+grep -qE '^TOTAL +[0-9]+\.[0-9]+ k?Wh$' /run/demo-status.txt || fail "status: no TOTAL line: $(tail -n1 /run/demo-status.txt)"
+say "energy saved (SAVED, Wh): ${nics[0]} at 8.5 - 1.5 W and vfio-pm-sim.0 at 250 - 30 W while suspended; the others declare no watts"
+say "vfiopmctl metrics (Prometheus text format; excerpt):"
+vfiopmctl metrics >/run/demo-metrics.txt || fail "vfiopmctl metrics failed"
+grep -E '^vfiopmd_build_info|^vfiopmd_device_state\{.*state="armed"\}|^vfiopmd_(wakeups|energy_saved_joules|low_power_seconds)_total\{name="(vfio-pm-sim.0|'"${nics[0]}"')"\}|^# (HELP|TYPE) vfiopmd_energy' \
+	/run/demo-metrics.txt | sed 's/^/    /'
+grep -qE '^vfiopmd_wakeups_total\{name="vfio-pm-sim.0"\} [1-9]' /run/demo-metrics.txt || fail "metrics: no wake counted for vfio-pm-sim.0"
 kill -INT "$monitor"; wait "$monitor"
 say "vfiopmctl monitor, meanwhile:"
 sed 's/^/    /' /run/demo-monitor.txt
