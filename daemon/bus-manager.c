@@ -471,6 +471,19 @@ static int target_error(int r, const char *message, sd_bus_error *error) {
                                 message);
 }
 
+/* After policy-store.h changed name's file: a change whose directory could not be fsync'd is in
+ * force all the same (in place for every reader, the reload follows), so the call succeeds; that
+ * it may not survive a crash goes to the log. */
+static void log_stored(const char *name, const char *what, const PolicyStoreTarget *target, int r,
+                       const char *message) {
+        if (r == POLICY_STORE_UNCHANGED)
+                return;
+        log_device_info(name, "%s %s, asked over D-Bus; reloading", what, target->path);
+        if (r == POLICY_STORE_CHANGED_UNSYNCED)
+                log_device_warning(name, "%s; the change is in force, but may not survive a crash",
+                                   message ?: "Failed to fsync the policy directory");
+}
+
 static int method_set_policy(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         BusManager *b = userdata;
         _cleanup_(policy_store_target_done) PolicyStoreTarget target = {};
@@ -499,7 +512,7 @@ static int method_set_policy(sd_bus_message *msg, void *userdata, sd_bus_error *
         r = policy_store_write(manager_config(b->manager)->root_fd, &target, text, &message);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "%s", message ?: strerror(-r));
-        log_device_info(name, "Wrote %s, asked over D-Bus; reloading", target.path);
+        log_stored(name, "Wrote", &target, r, message);
 
         r = reload(b, error);
         if (r < 0)
@@ -526,8 +539,7 @@ static int method_reset_policy(sd_bus_message *msg, void *userdata, sd_bus_error
         r = policy_store_remove(manager_config(b->manager)->root_fd, &target, &message);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "%s", message ?: strerror(-r));
-        if (r > 0)
-                log_device_info(name, "Removed %s, asked over D-Bus; reloading", target.path);
+        log_stored(name, "Removed", &target, r, message);
 
         r = reload(b, error);
         if (r < 0)

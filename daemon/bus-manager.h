@@ -23,10 +23,13 @@
  *     whatever the caller gave, so the file only ever applies to that device; other match keys
  *     stay and narrow it further;
  *   - the file holds exactly that rule, validated again as written; it is written to a temporary
- *     file in the same directory, fsync'd, renamed over the old one and the directory fsync'd;
+ *     file in the same directory, fsync'd, renamed over the old one and the directory fsync'd
+ *     (if that last fsync fails, the file is in place all the same: the call goes on and
+ *     succeeds, and a warning in the log says the change may not survive a crash);
  *   - then the policy is reloaded, as by Reload(). A runtime file masks a persistent one of the
  *     same name while it exists (SPEC §2 masking).
- * ResetPolicy(name, runtime) removes that file and reloads; a missing file is no error, and name
+ * ResetPolicy(name, runtime) removes that file (the directory fsync'd, as above) and reloads; a
+ * missing file is no error, and name
  * need not be a present device, so the file of a device that is gone can be removed too. */
 
 #include <systemd/sd-bus.h>

@@ -18,6 +18,7 @@
 #include "bus-harness.h"
 #include "bus-manager.h"
 #include "fake-kernel.h"
+#include "fault-io.h"
 #include "fileio.h"
 #include "log.h"
 #include "manager.h"
@@ -207,6 +208,7 @@ static int server_main(Harness *h, int control_fd, int ready_fd) {
         int r;
 
         log_set_max_level(getenv("VFIOPM_TEST_DEBUG") ? LOG_DEBUG : LOG_WARNING);
+        fault_io_set_dir_fsync_error(h->options.dir_fsync_error);
         if (h->options.fake_kernel && fake_kernel_setup(&k) < 0)
                 return 9;
         r = manager_new(&(ManagerConfig) {

@@ -54,6 +54,9 @@ typedef struct HarnessOptions {
          * installed); without it every key is the built-in default with no file behind it */
         bool install_defaults;
         const char *etc_policy;         /* if set: written to HARNESS_ETC_POLICY_FILE first */
+        /* if not 0: on the daemon side, every fsync() of a directory fails with it (a positive
+         * errno, tests/unit/fault-io.h) */
+        int dir_fsync_error;
 } HarnessOptions;
 
 typedef struct Harness {
