@@ -24,6 +24,7 @@ struct BusManager {
         struct event *flush;            /* made active by a device change: runs at the turn's end */
         struct event *counters;         /* the counters' window: armed while counts wait */
         short io_what;                  /* what io is armed with, 0: not yet */
+        bool more;                      /* the last round stopped at BUS_MESSAGES_PER_TURN */
         bool dead;                      /* the connection is gone: stop serving it */
         bool named;                     /* org.vfiopm1 is taken: announcements begin */
 };
@@ -33,7 +34,9 @@ struct BusManager {
 static void on_bus_io(evutil_socket_t fd, short what, void *userdata);
 
 /* After every round of sd_bus_process() and every message sent from outside it: watch the fd for
- * what sd-bus waits on, and keep a timer only while it has a deadline. */
+ * what sd-bus waits on, and keep a timer only while it has a deadline, or at once when a round
+ * stopped with work left (the timer then runs on the next turn, after the other sources ready
+ * on this one). */
 static void bus_rearm(BusManager *b) {
         struct event_base *base = manager_event_base(b->manager);
         uint64_t timeout;
@@ -61,7 +64,11 @@ static void bus_rearm(BusManager *b) {
                         b->io_what = what;
         }
 
-        if (sd_bus_get_timeout(b->bus, &timeout) < 0 || timeout == UINT64_MAX) {
+        if (b->more)
+                timeout = 0;
+        else if (sd_bus_get_timeout(b->bus, &timeout) < 0)
+                timeout = UINT64_MAX;
+        if (timeout == UINT64_MAX) {
                 (void) evtimer_del(b->timer);
         } else {
                 usec_t n = now(CLOCK_MONOTONIC);
@@ -72,14 +79,18 @@ static void bus_rearm(BusManager *b) {
         }
 }
 
+/* One round: BUS_MESSAGES_PER_TURN at most (bus-manager.h), the rest on the next turn. */
 static void bus_process(BusManager *b) {
-        int r;
+        int r = 0;
 
         if (b->dead)
                 return;
-        do
+        for (unsigned n = 0; n < BUS_MESSAGES_PER_TURN; n++) {
                 r = sd_bus_process(b->bus, NULL);
-        while (r > 0);
+                if (r <= 0)
+                        break;
+        }
+        b->more = r > 0;
         if (r < 0)
                 log_error_errno(r, "Failed to process the D-Bus connection: %m");
         bus_rearm(b);

@@ -3,7 +3,8 @@
 /* bus-manager: the D-Bus API of SPEC §5. org.vfiopm1.Manager at /org/vfiopm1, the device objects
  * of bus-device.h below it, and the sd-bus connection served from the manager's libevent loop:
  * one event on the bus fd (EV_READ, plus EV_WRITE while output is queued) and a timer only while
- * sd-bus has a finite timeout (a pending call), so an idle daemon stays asleep.
+ * sd-bus has a finite timeout (a pending call) or a turn left messages for the next one
+ * (BUS_MESSAGES_PER_TURN), so an idle daemon stays asleep.
  *
  * /org/vfiopm1 is also an org.freedesktop.DBus.ObjectManager over the device objects:
  * GetManagedObjects answers with every device and its properties; InterfacesAdded and
@@ -45,6 +46,11 @@
 #define BUS_ERROR_INVALID_POLICY "org.vfiopm1.Error.InvalidPolicy"
 #define BUS_ERROR_BUSY "org.vfiopm1.Error.Busy"
 #define BUS_ERROR_NOT_HELD "org.vfiopm1.Error.NotHeld"
+
+/* Messages the connection is served a turn of the loop, at most: reads are open to every user,
+ * and a client that never stops asking must leave each turn to the other ready sources (the
+ * request eventfds, re-arms, udev, the watchdog's ping). What is left waits for the next turn. */
+#define BUS_MESSAGES_PER_TURN 16
 
 typedef struct BusManager BusManager;
 
