@@ -24,6 +24,7 @@ struct BusManager {
         struct event *flush;            /* made active by a device change: runs at the turn's end */
         struct event *counters;         /* the counters' window: armed while counts wait */
         short io_what;                  /* what io is armed with, 0: not yet */
+        bool more;                      /* the last round stopped at BUS_MESSAGES_PER_TURN */
         bool dead;                      /* the connection is gone: stop serving it */
         bool named;                     /* org.vfiopm1 is taken: announcements begin */
 };
@@ -33,7 +34,9 @@ struct BusManager {
 static void on_bus_io(evutil_socket_t fd, short what, void *userdata);
 
 /* After every round of sd_bus_process() and every message sent from outside it: watch the fd for
- * what sd-bus waits on, and keep a timer only while it has a deadline. */
+ * what sd-bus waits on, and keep a timer only while it has a deadline, or at once when a round
+ * stopped with work left (the timer then runs on the next turn, after the other sources ready
+ * on this one). */
 static void bus_rearm(BusManager *b) {
         struct event_base *base = manager_event_base(b->manager);
         uint64_t timeout;
@@ -61,7 +64,11 @@ static void bus_rearm(BusManager *b) {
                         b->io_what = what;
         }
 
-        if (sd_bus_get_timeout(b->bus, &timeout) < 0 || timeout == UINT64_MAX) {
+        if (b->more)
+                timeout = 0;
+        else if (sd_bus_get_timeout(b->bus, &timeout) < 0)
+                timeout = UINT64_MAX;
+        if (timeout == UINT64_MAX) {
                 (void) evtimer_del(b->timer);
         } else {
                 usec_t n = now(CLOCK_MONOTONIC);
@@ -72,14 +79,18 @@ static void bus_rearm(BusManager *b) {
         }
 }
 
+/* One round: BUS_MESSAGES_PER_TURN at most (bus-manager.h), the rest on the next turn. */
 static void bus_process(BusManager *b) {
-        int r;
+        int r = 0;
 
         if (b->dead)
                 return;
-        do
+        for (unsigned n = 0; n < BUS_MESSAGES_PER_TURN; n++) {
                 r = sd_bus_process(b->bus, NULL);
-        while (r > 0);
+                if (r <= 0)
+                        break;
+        }
+        b->more = r > 0;
         if (r < 0)
                 log_error_errno(r, "Failed to process the D-Bus connection: %m");
         bus_rearm(b);
@@ -480,6 +491,19 @@ static int target_error(int r, const char *message, sd_bus_error *error) {
                                 message);
 }
 
+/* After policy-store.h changed name's file: a change whose directory could not be fsync'd is in
+ * force all the same (in place for every reader, the reload follows), so the call succeeds; that
+ * it may not survive a crash goes to the log. */
+static void log_stored(const char *name, const char *what, const PolicyStoreTarget *target, int r,
+                       const char *message) {
+        if (r == POLICY_STORE_UNCHANGED)
+                return;
+        log_device_info(name, "%s %s, asked over D-Bus; reloading", what, target->path);
+        if (r == POLICY_STORE_CHANGED_UNSYNCED)
+                log_device_warning(name, "%s; the change is in force, but may not survive a crash",
+                                   message ?: "Failed to fsync the policy directory");
+}
+
 static int method_set_policy(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         BusManager *b = userdata;
         _cleanup_(policy_store_target_done) PolicyStoreTarget target = {};
@@ -508,7 +532,7 @@ static int method_set_policy(sd_bus_message *msg, void *userdata, sd_bus_error *
         r = policy_store_write(manager_config(b->manager)->root_fd, &target, text, &message);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "%s", message ?: strerror(-r));
-        log_device_info(name, "Wrote %s, asked over D-Bus; reloading", target.path);
+        log_stored(name, "Wrote", &target, r, message);
 
         r = reload(b, error);
         if (r < 0)
@@ -535,8 +559,7 @@ static int method_reset_policy(sd_bus_message *msg, void *userdata, sd_bus_error
         r = policy_store_remove(manager_config(b->manager)->root_fd, &target, &message);
         if (r < 0)
                 return sd_bus_error_set_errnof(error, r, "%s", message ?: strerror(-r));
-        if (r > 0)
-                log_device_info(name, "Removed %s, asked over D-Bus; reloading", target.path);
+        log_stored(name, "Removed", &target, r, message);
 
         r = reload(b, error);
         if (r < 0)

@@ -3,7 +3,8 @@
 /* bus-manager: the D-Bus API of SPEC §5. org.vfiopm1.Manager at /org/vfiopm1, the device objects
  * of bus-device.h below it, and the sd-bus connection served from the manager's libevent loop:
  * one event on the bus fd (EV_READ, plus EV_WRITE while output is queued) and a timer only while
- * sd-bus has a finite timeout (a pending call), so an idle daemon stays asleep.
+ * sd-bus has a finite timeout (a pending call) or a turn left messages for the next one
+ * (BUS_MESSAGES_PER_TURN), so an idle daemon stays asleep.
  *
  * /org/vfiopm1 is also an org.freedesktop.DBus.ObjectManager over the device objects:
  * GetManagedObjects answers with every device and its properties; InterfacesAdded and
@@ -23,10 +24,13 @@
  *     whatever the caller gave, so the file only ever applies to that device; other match keys
  *     stay and narrow it further;
  *   - the file holds exactly that rule, validated again as written; it is written to a temporary
- *     file in the same directory, fsync'd, renamed over the old one and the directory fsync'd;
+ *     file in the same directory, fsync'd, renamed over the old one and the directory fsync'd
+ *     (if that last fsync fails, the file is in place all the same: the call goes on and
+ *     succeeds, and a warning in the log says the change may not survive a crash);
  *   - then the policy is reloaded, as by Reload(). A runtime file masks a persistent one of the
  *     same name while it exists (SPEC §2 masking).
- * ResetPolicy(name, runtime) removes that file and reloads; a missing file is no error, and name
+ * ResetPolicy(name, runtime) removes that file (the directory fsync'd, as above) and reloads; a
+ * missing file is no error, and name
  * need not be a present device, so the file of a device that is gone can be removed too. */
 
 #include <systemd/sd-bus.h>
@@ -42,6 +46,11 @@
 #define BUS_ERROR_INVALID_POLICY "org.vfiopm1.Error.InvalidPolicy"
 #define BUS_ERROR_BUSY "org.vfiopm1.Error.Busy"
 #define BUS_ERROR_NOT_HELD "org.vfiopm1.Error.NotHeld"
+
+/* Messages the connection is served a turn of the loop, at most: reads are open to every user,
+ * and a client that never stops asking must leave each turn to the other ready sources (the
+ * request eventfds, re-arms, udev, the watchdog's ping). What is left waits for the next turn. */
+#define BUS_MESSAGES_PER_TURN 16
 
 typedef struct BusManager BusManager;
 

@@ -30,7 +30,7 @@ int write_all(int fd, const void *buf, size_t n) {
         return 0;
 }
 
-int write_file_atomic(int dir_fd, const char *name, const char *text, WriteFileFlags flags) {
+int write_file_atomic(int dir_fd, const char *name, const char *text, int *ret_sync_error) {
         _cleanup_close_ int fd = -EBADF;
         char tmp[NAME_MAX + 1];
         int r;
@@ -66,8 +66,9 @@ int write_file_atomic(int dir_fd, const char *name, const char *text, WriteFileF
                 (void) unlinkat(dir_fd, tmp, 0);
                 return r;
         }
-        if (fsync(dir_fd) < 0 && (flags & WRITE_FILE_DIR_SYNC_FAILS))
-                return -errno;
+        r = fsync(dir_fd) < 0 ? -errno : 0;
+        if (ret_sync_error)
+                *ret_sync_error = r;
         return 0;
 }
 

@@ -9,16 +9,13 @@
 /* write(2) until all n bytes are written, EINTR retried. */
 int write_all(int fd, const void *buf, size_t n);
 
-typedef enum WriteFileFlags {
-        /* a failed fsync of the directory, after the rename, is an error too */
-        WRITE_FILE_DIR_SYNC_FAILS = 1 << 0,
-} WriteFileFlags;
-
 /* Replaces name in dir_fd with text (mode 0644 whatever the umask), atomically: a temporary dot
  * file ".#NAME.RANDOM" beside it (dot files are what a directory reader skips), fsync, rename,
- * then an fsync of the directory, whose failure is not an error unless flags say so: the rename
- * is in place for every reader, only its durability across a crash is in doubt. */
-int write_file_atomic(int dir_fd, const char *name, const char *text, WriteFileFlags flags);
+ * then an fsync of the directory. Returns -errno if name is left as it was (the temporary file
+ * removed). Else 0, and in *ret_sync_error (if not NULL) 0, or the directory fsync's -errno: the
+ * rename is in place for every reader all the same, only its durability across a crash is in
+ * doubt, which is for the caller to tell. */
+int write_file_atomic(int dir_fd, const char *name, const char *text, int *ret_sync_error);
 
 /* Reads fd to its end, EINTR retried, at most max bytes: -EFBIG beyond (one byte more is asked
  * for, to tell "too large" from "exactly max"). The buffer starts at size_hint + 1 bytes (a

@@ -371,16 +371,11 @@ static int parse_rule(Parser *p, const char *prefix, json_object *obj, PolicyFil
         return 0;
 }
 
-typedef struct SeenKey {
-        const char *s;
-        size_t n;
-        json_object *decoded;   /* owns s if the key had escapes */
-} SeenKey;
+static uint64_t key_comparisons;
 
-typedef struct KeyScan {
-        SeenKey *keys;
-        size_t n_keys;
-} KeyScan;
+uint64_t policy_file_key_comparisons(void) {
+        return key_comparisons;
+}
 
 /* Decodes one string token ("a\u0062") of valid JSON; NULL only if out of memory. */
 static json_object *json_parse_string_token(const char *s, size_t n) {
@@ -395,14 +390,77 @@ static json_object *json_parse_string_token(const char *s, size_t n) {
         return o;
 }
 
-static void key_scan_truncate(KeyScan *ks, size_t n) {
-        while (ks->n_keys > n)
-                json_object_put(ks->keys[--ks->n_keys].decoded);
+static void free_key(struct lh_entry *e) {
+        free(lh_entry_k(e));
 }
 
+static int keys_equal(const void *a, const void *b) {
+        key_comparisons++;
+        return strcmp(a, b) == 0;
+}
+
+/* The keys of each object open at a point of the text, in json-c's hash table (its hash is
+ * seeded at random, as for the objects it parses): each key is looked up once, whatever the
+ * object's size. The names are decoded, NUL-terminated copies the table owns. */
+typedef struct KeyScan {
+        struct {
+                bool object;
+                struct lh_table *keys;          /* an object's, NULL for an array */
+        } stack[POLICY_FILE_DEPTH_MAX + 1];
+        size_t depth;
+} KeyScan;
+
 static void key_scan_done(KeyScan *ks) {
-        key_scan_truncate(ks, 0);
-        free(ks->keys);
+        while (ks->depth > 0) {
+                ks->depth--;
+                if (ks->stack[ks->depth].keys)
+                        lh_table_free(ks->stack[ks->depth].keys);
+        }
+}
+
+static int key_scan_push(KeyScan *ks, bool object) {
+        struct lh_table *keys = NULL;
+
+        if (ks->depth >= ELEMENTSOF(ks->stack))
+                return -EINVAL;
+        if (object) {
+                keys = lh_kchar_table_new(16, free_key);
+                if (!keys)
+                        return -ENOMEM;
+                keys->equal_fn = keys_equal;    /* strcmp, counted */
+        }
+        ks->stack[ks->depth].object = object;
+        ks->stack[ks->depth].keys = keys;
+        ks->depth++;
+        return 0;
+}
+
+/* Adds the key token text[start..end] (its quotes included) to the innermost object. Returns 1 if
+ * the object had it already, with its decoded name in *ret_key. */
+static int key_scan_add(KeyScan *ks, const char *text, size_t start, size_t end, json_object **ret_key) {
+        struct lh_table *keys = ks->stack[ks->depth - 1].keys;
+        _cleanup_(json_object_putp) json_object *decoded = NULL;
+        _cleanup_free_ char *name = NULL;
+        unsigned long hash;
+
+        if (memchr(text + start + 1, '\\', end - start - 1)) {
+                decoded = json_parse_string_token(text + start, end - start + 1);
+                /* json-c's keys end at a NUL ("mode\u0000x" is "mode"): so do these */
+                name = decoded ? strdup(json_object_get_string(decoded)) : NULL;
+        } else
+                name = strndup(text + start + 1, end - start - 1);
+        if (!name)
+                return -ENOMEM;
+
+        hash = lh_get_hash(keys, name);
+        if (lh_table_lookup_entry_w_hash(keys, name, hash)) {
+                *ret_key = decoded ? TAKE_PTR(decoded) : json_object_new_string(name);
+                return *ret_key ? 1 : -ENOMEM;
+        }
+        if (lh_table_insert_w_hash(keys, name, NULL, hash, 0) < 0)
+                return -ENOMEM;
+        TAKE_PTR(name);
+        return 0;
 }
 
 enum {
@@ -418,39 +476,33 @@ enum {
  * KEYS_OK if neither. */
 static int check_keys(const char *text, size_t len, size_t *ret_offset, json_object **ret_key) {
         __attribute__((cleanup(key_scan_done))) KeyScan ks = {};
-        struct {
-                bool object;
-                size_t first_key;
-        } stack[POLICY_FILE_DEPTH_MAX + 1];
-        size_t depth = 0;
         bool expect_key = false;
+        int r;
 
         for (size_t i = 0; i < len; i++) {
-                size_t end, first;
-                SeenKey key;
+                size_t end;
 
                 switch (text[i]) {
                 case '{':
                 case '[':
-                        if (depth >= ELEMENTSOF(stack))
-                                return -EINVAL;
-                        stack[depth].object = text[i] == '{';
-                        stack[depth].first_key = ks.n_keys;
-                        depth++;
+                        r = key_scan_push(&ks, text[i] == '{');
+                        if (r < 0)
+                                return r;
                         expect_key = text[i] == '{';
                         break;
 
                 case '}':
                 case ']':
-                        if (depth == 0)
+                        if (ks.depth == 0)
                                 return -EINVAL;
-                        depth--;
-                        key_scan_truncate(&ks, stack[depth].first_key);
+                        ks.depth--;
+                        if (ks.stack[ks.depth].keys)
+                                lh_table_free(ks.stack[ks.depth].keys);
                         expect_key = false;
                         break;
 
                 case ',':
-                        expect_key = depth > 0 && stack[depth - 1].object;
+                        expect_key = ks.depth > 0 && ks.stack[ks.depth - 1].object;
                         break;
 
                 case '\'':
@@ -465,38 +517,16 @@ static int check_keys(const char *text, size_t len, size_t *ret_offset, json_obj
                         if (end >= len)
                                 return -EINVAL;
 
-                        if (!expect_key) {
-                                i = end;
-                                break;
+                        if (expect_key) {
+                                expect_key = false;
+                                r = key_scan_add(&ks, text, i, end, ret_key);
+                                if (r < 0)
+                                        return r;
+                                if (r > 0) {
+                                        *ret_offset = i;
+                                        return KEYS_DUPLICATE;
+                                }
                         }
-                        expect_key = false;
-
-                        key = (SeenKey) { .s = text + i + 1, .n = end - i - 1 };
-                        if (memchr(key.s, '\\', key.n)) {
-                                key.decoded = json_parse_string_token(text + i, end - i + 1);
-                                if (!key.decoded)
-                                        return -ENOMEM;
-                                /* json-c's keys end at a NUL ("mode\u0000x" is "mode"): so do these */
-                                key.s = json_object_get_string(key.decoded);
-                                key.n = strlen(key.s);
-                        }
-
-                        first = stack[depth - 1].first_key;
-                        for (size_t k = first; k < ks.n_keys; k++) {
-                                if (ks.keys[k].n != key.n || memcmp(ks.keys[k].s, key.s, key.n) != 0)
-                                        continue;
-                                *ret_offset = i;
-                                *ret_key = key.decoded ?: json_object_new_string_len(key.s, (int) key.n);
-                                return *ret_key ? KEYS_DUPLICATE : -ENOMEM;
-                        }
-
-                        SeenKey *keys = reallocarray(ks.keys, ks.n_keys + 1, sizeof(*keys));
-                        if (!keys) {
-                                json_object_put(key.decoded);
-                                return -ENOMEM;
-                        }
-                        ks.keys = keys;
-                        ks.keys[ks.n_keys++] = key;
                         i = end;
                         break;
                 }

@@ -2,6 +2,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cleanup.h"
 #include "policy.h"
@@ -39,6 +40,10 @@
  * whole or not at all: nothing is returned for an invalid file. */
 int policy_file_parse(const char *path, const char *text, size_t len, PolicyFile **ret,
                       char **ret_error);
+
+/* How many times the duplicate-key check has looked at a key seen before (one comparison, one
+ * slot of its table) in this process: for the unit tests, which bound it against a file's size. */
+uint64_t policy_file_key_comparisons(void);
 
 /* Reads and parses the file name below dirfd, following symlinks. path names it in messages and
  * provenance. Returns 0 and the file (ret may be NULL to only validate), 1 if the file is a

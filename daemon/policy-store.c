@@ -97,17 +97,26 @@ int policy_store_text(const char *path, const char *name, const char *rule_json,
         return 0;
 }
 
+/* After a change made in dir (rename, unlink): whether its fsync made it durable. */
+static int synced(const PolicyStoreTarget *t, int sync_error, char **ret_error) {
+        if (sync_error >= 0)
+                return POLICY_STORE_CHANGED;
+        /* the change is made: without the memory for its message, it is still no failure */
+        (void) errorf(ret_error, 0, "Failed to fsync %s after changing %s: %s",
+                      t->dir, t->filename, strerror(-sync_error));
+        return POLICY_STORE_CHANGED_UNSYNCED;
+}
+
 int policy_store_write(int root_fd, const PolicyStoreTarget *t, const char *text, char **ret_error) {
         _cleanup_close_ int dir_fd = -EBADF;
-        int r;
+        int r, sync_error = 0;
 
         r = open_dir_at(root_fd, t->dir, true, &dir_fd);
         if (r >= 0)
-                /* TODO(issue 17): SetPolicy then fails for a change in force; drop the flag */
-                r = write_file_atomic(dir_fd, t->filename, text, WRITE_FILE_DIR_SYNC_FAILS);
+                r = write_file_atomic(dir_fd, t->filename, text, &sync_error);
         if (r < 0)
                 return errorf(ret_error, r, "Failed to write %s: %s", t->path, strerror(-r));
-        return 0;
+        return synced(t, sync_error, ret_error);
 }
 
 int policy_store_remove(int root_fd, const PolicyStoreTarget *t, char **ret_error) {
@@ -116,14 +125,12 @@ int policy_store_remove(int root_fd, const PolicyStoreTarget *t, char **ret_erro
 
         r = open_dir_at(root_fd, t->dir, false, &dir_fd);
         if (r == -ENOENT)
-                return 0;       /* no directory, no file */
-        if (r >= 0) {
-                if (unlinkat(dir_fd, t->filename, 0) >= 0)
-                        r = fsync(dir_fd) < 0 ? -errno : 1;
-                else
-                        r = errno == ENOENT ? 0 : -errno;
-        }
+                return POLICY_STORE_UNCHANGED;  /* no directory, no file */
+        if (r >= 0 && unlinkat(dir_fd, t->filename, 0) < 0)
+                r = -errno;
+        if (r == -ENOENT)
+                return POLICY_STORE_UNCHANGED;
         if (r < 0)
                 return errorf(ret_error, r, "Failed to remove %s: %s", t->path, strerror(-r));
-        return r;
+        return synced(t, fsync(dir_fd) < 0 ? -errno : 0, ret_error);
 }

@@ -32,8 +32,19 @@ int policy_store_target(char *const *dirs, const char *name, bool runtime, Polic
 int policy_store_text(const char *path, const char *name, const char *rule_json, char **ret,
                       char **ret_error);
 
-/* Writes text to the target atomically (fileio.h), creating the directory below root_fd. */
+/* What policy_store_write() and policy_store_remove() did, when they did not fail; a failure
+ * (-errno, with a message in *ret_error) changed nothing. */
+enum {
+        POLICY_STORE_UNCHANGED,         /* remove: there was no file */
+        POLICY_STORE_CHANGED,           /* done, and the directory fsync'd */
+        /* done, in place for every reader of the directory (the daemon's reload too), but the
+         * directory's fsync failed: the change may not survive a crash. *ret_error says so. */
+        POLICY_STORE_CHANGED_UNSYNCED,
+};
+
+/* Writes text to the target atomically (fileio.h), creating the directory below root_fd.
+ * Returns POLICY_STORE_CHANGED or POLICY_STORE_CHANGED_UNSYNCED. */
 int policy_store_write(int root_fd, const PolicyStoreTarget *t, const char *text, char **ret_error);
 
-/* Removes the target's file. Returns 1 if it was removed, 0 if there was none. */
+/* Removes the target's file. Returns any of the three. */
 int policy_store_remove(int root_fd, const PolicyStoreTarget *t, char **ret_error);

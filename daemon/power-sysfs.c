@@ -100,7 +100,7 @@ static int record_read(PowerSysfs *p, char **ret_control, char **ret_d3cold) {
 
 /* Replaces the record with text, atomically (fileio.h). */
 static int record_write(PowerSysfs *p, const char *text) {
-        return write_file_atomic(p->record_dir_fd, p->name, text, 0);
+        return write_file_atomic(p->record_dir_fd, p->name, text, NULL);
 }
 
 /* Makes the record hold the originals of the attributes that differ from them now, and of

@@ -36,7 +36,7 @@ int release_store_save(int dir_fd, const char *name, PmRelease reason, const cha
         if (!release_store_name_ok(name) || !release_store_name_ok(by) || !reason_kept(reason))
                 return -EINVAL;
         (void) snprintf(text, sizeof(text), "reason=%s\nby=%s\n", pm_release_to_string(reason), by);
-        return write_file_atomic(dir_fd, name, text, 0);
+        return write_file_atomic(dir_fd, name, text, NULL);
 }
 
 int release_store_load(int dir_fd, const char *name, PmRelease *ret_reason, char **ret_by) {

@@ -18,6 +18,7 @@
 #include "bus-harness.h"
 #include "bus-manager.h"
 #include "fake-kernel.h"
+#include "fault-io.h"
 #include "fileio.h"
 #include "log.h"
 #include "manager.h"
@@ -196,19 +197,15 @@ static int fake_kernel_setup(FakeKernel **ret) {
         return 0;
 }
 
-/* The exit status tells what failed: harness_start() and harness_stop() report it. */
-static int server_main(Harness *h, int control_fd, int ready_fd) {
-        _cleanup_(fake_kernel_freep) FakeKernel *k = NULL;     /* freed last: the manager uses it */
+/* The daemon side up to its loop: the manager with its devices, its connection and bus-manager.c
+ * on it, owning org.vfiopm1. Returns 0, or what failed as server_main()'s exit status. */
+static int daemon_side_new(Harness *h, FakeKernel *k, Manager **ret_manager, sd_bus **ret_bus,
+                           BusManager **ret_bus_manager) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(manager_freep) Manager *m = NULL;
         _cleanup_(bus_manager_freep) BusManager *b = NULL;
-        struct event *control;
-        Server s = { .control_fd = control_fd };
         int r;
 
-        log_set_max_level(getenv("VFIOPM_TEST_DEBUG") ? LOG_DEBUG : LOG_WARNING);
-        if (h->options.fake_kernel && fake_kernel_setup(&k) < 0)
-                return 9;
         r = manager_new(&(ManagerConfig) {
                 .policy_dirs = (char **) policy_dirs,
                 .root_fd = h->root->fd,
@@ -231,6 +228,29 @@ static int server_main(Harness *h, int control_fd, int ready_fd) {
                 return 14;
         if (bus_manager_request_name(b) < 0)
                 return 15;
+        *ret_bus_manager = TAKE_PTR(b);
+        *ret_bus = TAKE_PTR(bus);
+        *ret_manager = TAKE_PTR(m);
+        return 0;
+}
+
+/* The exit status tells what failed: harness_start() and harness_stop() report it. */
+static int server_main(Harness *h, int control_fd, int ready_fd) {
+        _cleanup_(fake_kernel_freep) FakeKernel *k = NULL;     /* freed last: the manager uses it */
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        _cleanup_(manager_freep) Manager *m = NULL;
+        _cleanup_(bus_manager_freep) BusManager *b = NULL;
+        struct event *control;
+        Server s = { .control_fd = control_fd };
+        int r;
+
+        log_set_max_level(getenv("VFIOPM_TEST_DEBUG") ? LOG_DEBUG : LOG_WARNING);
+        fault_io_set_dir_fsync_error(h->options.dir_fsync_error);
+        if (h->options.fake_kernel && fake_kernel_setup(&k) < 0)
+                return 9;
+        r = daemon_side_new(h, k, &m, &bus, &b);
+        if (r > 0)
+                return r;
         s.manager = m;
         s.kernel = k;
         control = event_new(manager_event_base(m), control_fd, EV_READ|EV_PERSIST, on_control, &s);
@@ -264,10 +284,8 @@ static void expect_exit_ok(pid_t pid, const char *what) {
                       WIFEXITED(status) ? WEXITSTATUS(status) : -1, WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }
 
-void harness_start(Harness *h, const HarnessOptions *options) {
-        int control[2], ready[2];
-        char c;
-
+/* The scratch trees and the bus. */
+static void harness_prepare(Harness *h, const HarnessOptions *options) {
         *h = (Harness) { .control_fd = -EBADF, .options = *options };
         ck_assert_int_eq(fixture_tmp_new(NULL, &h->tmp), 0);
         ck_assert_int_eq(fixture_tmp_new(NULL, &h->root), 0);
@@ -283,6 +301,13 @@ void harness_start(Harness *h, const HarnessOptions *options) {
                 ck_assert_int_eq(fixture_write_string(h->root->fd, HARNESS_ETC_POLICY_FILE, options->etc_policy), 0);
         h->options.etc_policy = NULL;   /* borrowed, used only here */
         bus_start(h);
+}
+
+void harness_start(Harness *h, const HarnessOptions *options) {
+        int control[2], ready[2];
+        char c;
+
+        harness_prepare(h, options);
 
         ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC, 0, control), 0);
         ck_assert_int_eq(pipe2(ready, O_CLOEXEC), 0);
@@ -304,10 +329,23 @@ void harness_start(Harness *h, const HarnessOptions *options) {
         ck_assert_int_eq(harness_connect(h->address, &h->client), 0);
 }
 
+void harness_start_local(Harness *h, const HarnessOptions *options) {
+        ck_assert_msg(!options->fake_kernel && !options->dir_fsync_error,
+                      "the harness's own daemon side only");
+        harness_prepare(h, options);
+        log_set_max_level(getenv("VFIOPM_TEST_DEBUG") ? LOG_DEBUG : LOG_WARNING);
+        ck_assert_int_eq(daemon_side_new(h, NULL, &h->manager, &h->server_bus, &h->bus_manager), 0);
+        ck_assert_int_eq(harness_connect(h->address, &h->client), 0);
+}
+
 void harness_stop(Harness *h) {
         h->client = sd_bus_flush_close_unref(h->client);
         h->control_fd = safe_close(h->control_fd);         /* EOF: the server stops */
-        expect_exit_ok(h->server_pid, "the daemon side");
+        if (h->server_pid > 0)
+                expect_exit_ok(h->server_pid, "the daemon side");
+        h->bus_manager = bus_manager_free(h->bus_manager);
+        h->server_bus = sd_bus_flush_close_unref(h->server_bus);
+        h->manager = manager_free(h->manager);
         (void) kill(h->bus_pid, SIGTERM);
         (void) waitpid(h->bus_pid, NULL, 0);
         free(h->address);

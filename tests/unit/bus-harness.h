@@ -27,7 +27,9 @@
 #include <sys/types.h>
 #include <systemd/sd-bus.h>
 
+#include "bus-manager.h"
 #include "fixture.h"
+#include "manager.h"
 
 #define HARNESS_PCI_NAME "0000:00:03.0"
 #define HARNESS_PCI_PATH "/org/vfiopm1/device/_30000_3a00_3a03_2e0"  /* a leading digit is escaped too */
@@ -54,6 +56,9 @@ typedef struct HarnessOptions {
          * installed); without it every key is the built-in default with no file behind it */
         bool install_defaults;
         const char *etc_policy;         /* if set: written to HARNESS_ETC_POLICY_FILE first */
+        /* if not 0: on the daemon side, every fsync() of a directory fails with it (a positive
+         * errno, tests/unit/fault-io.h) */
+        int dir_fsync_error;
 } HarnessOptions;
 
 typedef struct Harness {
@@ -65,9 +70,18 @@ typedef struct Harness {
         int control_fd;                 /* harness_command() */
         sd_bus *client;                 /* connected as the test's user */
         HarnessOptions options;
+        /* harness_start_local()'s daemon side, else NULL */
+        Manager *manager;
+        sd_bus *server_bus;
+        BusManager *bus_manager;
 } Harness;
 
 void harness_start(Harness *h, const HarnessOptions *options);
+/* The same daemon side in this process, for a test that looks into it: no child, no loop
+ * running and no control socket (harness_command() fails): the test runs the loop itself
+ * (manager_event_base(h->manager)) while the daemon side is to answer. Without .fake_kernel and
+ * .dir_fsync_error. */
+void harness_start_local(Harness *h, const HarnessOptions *options);
 void harness_stop(Harness *h);
 
 /* A client connection to address (a bus client, not a peer): 0 or -errno. */

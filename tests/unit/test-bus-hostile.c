@@ -1,7 +1,8 @@
 /* Hostile input to the D-Bus API, against the harness's daemon with held, armed devices: names
  * no device has, calls that do not fit the interface, paths that are no device's object, rules
  * that are no valid rule. Each is refused as it should be and nothing moves: the devices, their
- * state, the policy errors, the files. The API itself is test-bus.c. */
+ * state, the policy errors, the files. And a flood of reads, which must leave the loop's other
+ * sources their turn. The API itself is test-bus.c. */
 
 #include <errno.h>
 #include <inttypes.h>
@@ -12,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <systemd/sd-bus.h>
 #include <unistd.h>
 
@@ -20,6 +23,7 @@
 #include "bus-helpers.h"
 #include "bus-manager.h"
 #include "fixture.h"
+#include "manager.h"
 #include "suites.h"
 
 /* ---- hostile input ---------------------------------------------------------------------- */
@@ -531,6 +535,141 @@ START_TEST(test_hostile_policy) {
 }
 END_TEST
 
+/* ---- a flood of reads -------------------------------------------------------------------- */
+
+/* 8 clients with FLOOD_CALLS_PER_CLIENT reads each in flight (dbus-daemon lets a connection wait
+ * for 128 replies at most), all waiting in the daemon side's socket before its loop runs. */
+#define FLOOD_CLIENTS 8
+#define FLOOD_CALLS_PER_CLIENT 100
+#define FLOOD_CALLS (FLOOD_CLIENTS * FLOOD_CALLS_PER_CLIENT)
+/* turns of the loop the other source stays ready; then it is quiet, and the rest of the flood
+ * must still be served without it */
+#define FLOOD_BUSY_TURNS 8
+
+typedef struct Flood {
+        struct event_base *base;
+        unsigned processed;             /* the flood's calls the daemon side has taken */
+        unsigned processed_seen;        /* ... when the other source last ran */
+        unsigned most_between;          /* most calls taken between two of its runs */
+        unsigned turns;                 /* how often it ran */
+        unsigned replies, errors;       /* the clients' */
+} Flood;
+
+/* Sees every message the daemon side's connection processes, before its handler. */
+static int on_flood_message(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Flood *f = userdata;
+
+        if (sd_bus_message_is_method_call(m, "org.freedesktop.DBus.Properties", "GetAll") &&
+            ++f->processed == FLOOD_CALLS)
+                (void) event_base_loopbreak(f->base);
+        return 0;
+}
+
+/* Another source of the loop, ready on every turn while it is busy: a device woken again and
+ * again, a watchdog ping. */
+static void on_other_source(evutil_socket_t fd, short what, void *userdata) {
+        Flood *f = userdata;
+        eventfd_t v;
+
+        ck_assert_int_eq(eventfd_read(fd, &v), 0);
+        if (f->processed - f->processed_seen > f->most_between)
+                f->most_between = f->processed - f->processed_seen;
+        f->processed_seen = f->processed;
+        if (++f->turns < FLOOD_BUSY_TURNS)
+                ck_assert_int_eq(eventfd_write(fd, 1), 0);
+}
+
+static void on_flood_deadline(evutil_socket_t fd, short what, void *userdata) {
+        Flood *f = userdata;
+
+        (void) event_base_loopbreak(f->base);
+}
+
+static int on_flood_reply(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Flood *f = userdata;
+
+        if (sd_bus_message_is_method_error(m, NULL))
+                f->errors++;
+        f->replies++;
+        return 0;
+}
+
+/* Bytes waiting in fd's socket. */
+static int queued_bytes(int fd) {
+        int n = 0;
+
+        ck_assert_int_eq(ioctl(fd, FIONREAD, &n), 0);
+        return n;
+}
+
+/* The daemon side serves a bounded batch of messages a turn of its loop: the other sources run
+ * between two batches, however many reads wait (issue 17: a flood of unprivileged reads delayed
+ * the request eventfds, re-arms, udev and the watchdog). The daemon side runs in this process,
+ * to count what it does each turn. */
+START_TEST(test_flood_yields) {
+        sd_bus *clients[FLOOD_CLIENTS] = {};
+        struct event *other, *deadline;
+        struct timeval ten_s = { .tv_sec = 10 };
+        Flood f = {};
+        Harness h;
+        int efd, queued = -1;
+
+        harness_start_local(&h, &(HarnessOptions) { .with_pci = true });
+        f.base = manager_event_base(h.manager);
+        ck_assert_int_ge(sd_bus_add_filter(h.server_bus, NULL, on_flood_message, &f), 0);
+        efd = eventfd(1, EFD_CLOEXEC|EFD_NONBLOCK);
+        ck_assert_int_ge(efd, 0);
+        other = event_new(f.base, efd, EV_READ|EV_PERSIST, on_other_source, &f);
+        deadline = evtimer_new(f.base, on_flood_deadline, &f);
+        ck_assert(other && deadline);
+        ck_assert_int_eq(event_add(other, NULL), 0);
+        ck_assert_int_eq(evtimer_add(deadline, &ten_s), 0);
+
+        for (size_t i = 0; i < FLOOD_CLIENTS; i++) {
+                ck_assert_int_eq(harness_connect(h.address, &clients[i]), 0);
+                for (size_t k = 0; k < FLOOD_CALLS_PER_CLIENT; k++)
+                        ck_assert_int_ge(sd_bus_call_method_async(clients[i], NULL, BUS_NAME, BUS_MANAGER_PATH,
+                                                                  "org.freedesktop.DBus.Properties", "GetAll",
+                                                                  on_flood_reply, &f, "s", BUS_MANAGER_INTERFACE), 0);
+                ck_assert_int_ge(sd_bus_flush(clients[i]), 0);
+        }
+        /* all of it in the daemon side's socket (dbus-daemon forwards at its pace) */
+        for (int i = 0; i < 500 && queued_bytes(sd_bus_get_fd(h.server_bus)) != queued; i++) {
+                queued = queued_bytes(sd_bus_get_fd(h.server_bus));
+                (void) usleep(20 * 1000);
+        }
+
+        ck_assert_int_eq(event_base_dispatch(f.base), 0);
+        ck_assert_msg(f.processed == FLOOD_CALLS, "%u of %d calls served in 10 s", f.processed, FLOOD_CALLS);
+        ck_assert_int_eq(f.turns, FLOOD_BUSY_TURNS);
+        ck_assert_msg(f.most_between <= BUS_MESSAGES_PER_TURN,
+                      "%u calls served in one turn of the loop, at most %d allowed", f.most_between,
+                      BUS_MESSAGES_PER_TURN);
+
+        /* and every call had its answer */
+        while (f.replies < FLOOD_CALLS) {
+                bool busy = false;
+
+                for (size_t i = 0; i < FLOOD_CLIENTS; i++) {
+                        int r = sd_bus_process(clients[i], NULL);
+
+                        ck_assert_int_ge(r, 0);
+                        busy = busy || r > 0;
+                }
+                if (!busy)
+                        ck_assert_int_ge(sd_bus_wait(clients[0], 10 * 1000), 0);
+        }
+        ck_assert_int_eq(f.errors, 0);
+
+        for (size_t i = 0; i < FLOOD_CLIENTS; i++)
+                sd_bus_flush_close_unref(clients[i]);
+        event_free(other);
+        event_free(deadline);
+        (void) close(efd);
+        harness_stop(&h);
+}
+END_TEST
+
 Suite *bus_hostile_suite(void) {
         Suite *s = suite_create("bus-hostile");
         TCase *tc = tcase_create("hostile");
@@ -540,6 +679,11 @@ Suite *bus_hostile_suite(void) {
         tcase_add_test(tc, test_hostile_calls);
         tcase_add_test(tc, test_hostile_paths);
         tcase_add_test(tc, test_hostile_policy);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("flood");
+        tcase_set_timeout(tc, 30);
+        tcase_add_test(tc, test_flood_yields);
         suite_add_tcase(s, tc);
         return s;
 }

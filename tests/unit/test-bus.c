@@ -272,6 +272,40 @@ START_TEST(test_set_policy) {
 }
 END_TEST
 
+/* The directory's fsync after the rename or the removal fails: the change is made all the same
+ * (every reader of the directory sees it), so the reply, the file and the policy in force must
+ * agree that it is: success, the reload done; only its durability across a crash is in doubt,
+ * and the daemon says so in its log (issue 17). */
+START_TEST(test_set_policy_dir_sync_fails) {
+        _cleanup_free_ char *error = NULL, *message = NULL, *text = NULL, *policy = NULL;
+        char listing[256];
+        int r;
+        Harness h;
+
+        if (geteuid() != 0)
+                return;         /* the changes need root */
+        harness_start(&h, &(HarnessOptions) { .with_pci = true, .dir_fsync_error = EIO });
+
+        r = call(h.client, &error, &message, NULL, "SetPolicy", "ssb", PCI_NAME, "{\"mode\": \"on\"}", 1);
+        ck_assert_msg(r >= 0, "SetPolicy: %s: %s", error, message);
+        text = read_text_at(h.root->fd, "run/vfiopmd/policy.d/90-dbus-" PCI_NAME ".json");
+        ck_assert_msg(strstr(text, "\"mode\":\"on\""), "%s", text);
+        expect_string(h.client, PCI_PATH, BUS_DEVICE_INTERFACE, "Mode", "on");
+        expect_string(h.client, PCI_PATH, BUS_DEVICE_INTERFACE, "State", "on");
+        policy = get_string(h.client, PCI_PATH, BUS_DEVICE_INTERFACE, "Policy");
+        ck_assert_msg(strstr(policy, "\"source\":\"/run/vfiopmd/policy.d/90-dbus-" PCI_NAME ".json\""), "%s", policy);
+
+        r = call(h.client, &error, &message, NULL, "ResetPolicy", "sb", PCI_NAME, 1);
+        ck_assert_msg(r >= 0, "ResetPolicy: %s: %s", error, message);
+        list_dir(h.root->fd, "run/vfiopmd/policy.d", listing, sizeof(listing));
+        ck_assert_str_eq(listing, "");
+        expect_string(h.client, PCI_PATH, BUS_DEVICE_INTERFACE, "Mode", "kernel");
+        expect_string(h.client, PCI_PATH, BUS_DEVICE_INTERFACE, "State", "kernel");
+
+        harness_stop(&h);
+}
+END_TEST
+
 /* The kernel settles power_state after the change that moves it (runtime suspend or resume comes
  * later), and sysfs cannot be polled for it: the daemon reads it again 0.1, 1 and 5 s after each
  * change of the device and announces what moved. Here the fixture's power_state changes after the
@@ -1150,6 +1184,7 @@ Suite *bus_suite(void) {
         tcase_add_test(tc, test_reads_without_devices);
         tcase_add_test(tc, test_device_object);
         tcase_add_test(tc, test_set_policy);
+        tcase_add_test(tc, test_set_policy_dir_sync_fails);
         tcase_add_test(tc, test_power_state_follow_up);
         tcase_add_test(tc, test_policy_errors);
         tcase_add_test(tc, test_device_signals);

@@ -9,6 +9,7 @@
 
 #include "cleanup.h"
 #include "domain-xml.h"
+#include "fault-io.h"
 #include "fileio.h"
 #include "fixture.h"
 #include "suites.h"
@@ -32,10 +33,11 @@ START_TEST(test_write_file_atomic) {
         char long_name[NAME_MAX + 2];       /* one byte too long */
         struct stat st;
         mode_t old_mask;
+        int sync_error = 1;
 
         ck_assert_int_eq(fixture_tmp_new(NULL, &t), 0);
         old_mask = umask(077);
-        ck_assert_int_eq(write_file_atomic(t->fd, "a.json", "one\n", 0), 0);
+        ck_assert_int_eq(write_file_atomic(t->fd, "a.json", "one\n", NULL), 0);
         umask(old_mask);
         ck_assert_int_eq(fstatat(t->fd, "a.json", &st, 0), 0);
         ck_assert_uint_eq(st.st_mode & 07777, 0644);                    /* whatever the umask */
@@ -44,19 +46,31 @@ START_TEST(test_write_file_atomic) {
         free(TAKE_PTR(text));
 
         /* replaces, and leaves no temporary file behind */
-        ck_assert_int_eq(write_file_atomic(t->fd, "a.json", "two", WRITE_FILE_DIR_SYNC_FAILS), 0);
+        ck_assert_int_eq(write_file_atomic(t->fd, "a.json", "two", &sync_error), 0);
+        ck_assert_int_eq(sync_error, 0);
         ck_assert_int_eq(read_file_at(t->fd, "a.json", 100, &text), 0);
         ck_assert_str_eq(text, "two");
+        free(TAKE_PTR(text));
+        ck_assert_uint_eq(count_entries(t->path), 1);
+
+        /* the directory's fsync fails after the rename: replaced all the same, and said so */
+        fault_io_set_dir_fsync_error(EIO);
+        ck_assert_int_eq(write_file_atomic(t->fd, "a.json", "three", &sync_error), 0);
+        fault_io_set_dir_fsync_error(0);
+        ck_assert_int_eq(sync_error, -EIO);
+        ck_assert_uint_eq(fault_io_dir_fsync_failures(), 1);
+        ck_assert_int_eq(read_file_at(t->fd, "a.json", 100, &text), 0);
+        ck_assert_str_eq(text, "three");
         ck_assert_uint_eq(count_entries(t->path), 1);
 
         /* a failing rename (onto a directory) removes the temporary file */
         ck_assert_int_eq(mkdirat(t->fd, "dir", 0755), 0);
-        ck_assert_int_eq(write_file_atomic(t->fd, "dir", "x", 0), -EISDIR);
+        ck_assert_int_eq(write_file_atomic(t->fd, "dir", "x", NULL), -EISDIR);
         ck_assert_uint_eq(count_entries(t->path), 2);
 
         memset(long_name, 'n', sizeof(long_name) - 1);
         long_name[sizeof(long_name) - 1] = '\0';
-        ck_assert_int_eq(write_file_atomic(t->fd, long_name, "x", 0), -ENAMETOOLONG);
+        ck_assert_int_eq(write_file_atomic(t->fd, long_name, "x", NULL), -ENAMETOOLONG);
         ck_assert_uint_eq(count_entries(t->path), 2);          /* the temporary file went too */
 }
 END_TEST

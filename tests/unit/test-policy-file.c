@@ -1,6 +1,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -566,6 +567,57 @@ START_TEST(test_bad_generated) {
 }
 END_TEST
 
+/* As many distinct keys as 1 MiB holds, in one object: the duplicate-key check looks at each key
+ * a bounded number of times, not at every key before it (10 to 16 s in the event loop, issue 17).
+ * Counted, not timed. */
+#define MANY_KEYS 87000
+#define MANY_KEYS_COMPARISONS_MAX (3 * MANY_KEYS)
+
+/* {"k000000":0,"k000001":0,…}, n keys, then extra (a key and its value) if not NULL. */
+static char *many_keys(size_t n, const char *extra, size_t *ret_len) {
+        size_t size = 2 + n * 12 + (extra ? strlen(extra) + 1 : 0) + 1, len = 0;
+        char *text = malloc(size);
+
+        ck_assert_ptr_nonnull(text);
+        text[len++] = '{';
+        for (size_t i = 0; i < n; i++)
+                len += (size_t) snprintf(text + len, size - len, "%s\"k%06zu\":0", i > 0 ? "," : "", i);
+        if (extra)
+                len += (size_t) snprintf(text + len, size - len, ",%s", extra);
+        len += (size_t) snprintf(text + len, size - len, "}");
+        ck_assert_uint_le(len, POLICY_FILE_SIZE_MAX);
+        *ret_len = len;
+        return text;
+}
+
+static void parse_many_keys(const char *extra, const char *expect) {
+        _cleanup_free_ char *text = NULL, *msg = NULL;
+        uint64_t before;
+        size_t len;
+
+        text = many_keys(MANY_KEYS, extra, &len);
+        before = policy_file_key_comparisons();
+        ck_assert_int_eq(policy_file_parse("many.json", text, len, NULL, &msg), -EINVAL);
+        ck_assert_str_eq(msg, expect);
+        ck_assert_msg(policy_file_key_comparisons() - before <= MANY_KEYS_COMPARISONS_MAX,
+                      "%" PRIu64 " comparisons for %d keys, at most %d allowed",
+                      policy_file_key_comparisons() - before, MANY_KEYS, MANY_KEYS_COMPARISONS_MAX);
+}
+
+START_TEST(test_many_keys) {
+        char expect[80];
+
+        /* no duplicate: the rule's content is checked, and its first key is no policy key */
+        parse_many_keys(NULL, "many.json: k000000: unknown key");
+        /* the first key again, last: found, where it is */
+        snprintf(expect, sizeof(expect), "many.json:1:%d: duplicate key \"k000000\"", 2 + MANY_KEYS * 12);
+        parse_many_keys("\"k000000\":1", expect);
+        /* an escaped key is the same key */
+        snprintf(expect, sizeof(expect), "many.json:1:%d: duplicate key \"k000042\"", 2 + MANY_KEYS * 12);
+        parse_many_keys("\"k\\u00300\\u0030042\":1", expect);
+}
+END_TEST
+
 START_TEST(test_dirs_from_string) {
         _cleanup_(strv_freep) char **def = NULL, **none = NULL, **slash = NULL;
         char **dirs = (char **) 0x1;
@@ -891,6 +943,11 @@ Suite *policy_file_suite(void) {
         tcase_add_test(tc, test_bad_corpus_loaded);
         tcase_add_test(tc, test_bad_generated);
         tcase_set_timeout(tc, 30);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("scale");
+        tcase_add_test(tc, test_many_keys);
+        tcase_set_timeout(tc, 120);     /* what the quadratic check took, to see its count */
         suite_add_tcase(s, tc);
 
         tc = tcase_create("dirs");

@@ -3,6 +3,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "fault-io.h"
 #include "fileio.h"
 #include "fixture.h"
 #include "json-util.h"
@@ -90,13 +91,33 @@ START_TEST(test_write_remove) {
 
         ck_assert_int_eq(fixture_tmp_new(NULL, &root), 0);
         ck_assert_int_eq(policy_store_target(dirs3, "dev", true, &t, &error), 0);
-        ck_assert_int_eq(policy_store_remove(root->fd, &t, &error), 0);         /* no directory yet */
-        ck_assert_int_eq(policy_store_write(root->fd, &t, "{}\n", &error), 0);   /* creates it */
+        ck_assert_int_eq(policy_store_remove(root->fd, &t, &error), POLICY_STORE_UNCHANGED);     /* no directory yet */
+        ck_assert_int_eq(policy_store_write(root->fd, &t, "{}\n", &error), POLICY_STORE_CHANGED); /* creates it */
         ck_assert_int_eq(read_file_at(root->fd, "run/vfiopmd/policy.d/90-dbus-dev.json", 100, &back), 0);
         ck_assert_str_eq(back, "{}\n");
-        ck_assert_int_eq(policy_store_remove(root->fd, &t, &error), 1);
+        ck_assert_int_eq(policy_store_remove(root->fd, &t, &error), POLICY_STORE_CHANGED);
         ck_assert_int_eq(fstatat(root->fd, "run/vfiopmd/policy.d/90-dbus-dev.json", &st, 0), -1);
-        ck_assert_int_eq(policy_store_remove(root->fd, &t, &error), 0);         /* gone already */
+        ck_assert_int_eq(policy_store_remove(root->fd, &t, &error), POLICY_STORE_UNCHANGED);     /* gone already */
+        ck_assert_ptr_null(error);
+
+        /* the directory's fsync fails after the rename or the unlink: the change is made, only
+         * its durability across a crash is in doubt, and said to be */
+        fault_io_set_dir_fsync_error(EIO);
+        ck_assert_int_eq(policy_store_write(root->fd, &t, "{}\n", &error), POLICY_STORE_CHANGED_UNSYNCED);
+        ck_assert_str_eq(error, "Failed to fsync /run/vfiopmd/policy.d after changing 90-dbus-dev.json: "
+                         "Input/output error");
+        free(TAKE_PTR(error));
+        free(TAKE_PTR(back));
+        ck_assert_int_eq(read_file_at(root->fd, "run/vfiopmd/policy.d/90-dbus-dev.json", 100, &back), 0);
+        ck_assert_str_eq(back, "{}\n");
+        ck_assert_int_eq(policy_store_remove(root->fd, &t, &error), POLICY_STORE_CHANGED_UNSYNCED);
+        ck_assert_str_eq(error, "Failed to fsync /run/vfiopmd/policy.d after changing 90-dbus-dev.json: "
+                         "Input/output error");
+        free(TAKE_PTR(error));
+        ck_assert_int_eq(fstatat(root->fd, "run/vfiopmd/policy.d/90-dbus-dev.json", &st, 0), -1);
+        ck_assert_int_eq(policy_store_remove(root->fd, &t, &error), POLICY_STORE_UNCHANGED);     /* no fsync: nothing changed */
+        ck_assert_uint_eq(fault_io_dir_fsync_failures(), 2);
+        fault_io_set_dir_fsync_error(0);
 
         /* a directory where the file goes */
         ck_assert_int_eq(mkdirat(root->fd, "run/vfiopmd/policy.d/90-dbus-dev.json", 0755), 0);
