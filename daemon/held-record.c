@@ -126,7 +126,9 @@ int held_record_add(HeldRecord *r, const char *name, HeldSlot **ret) {
                 *ret = s;
                 return 0;
         }
-        while (r->next_free < HELD_RECORD_SLOTS && r->slots[r->next_free].name[0])
+        /* a slot at or above used is free whatever it holds: never read, zeroed when taken */
+        while (r->next_free < HELD_RECORD_SLOTS && r->next_free < ((HeldHeader *) r->map)->used &&
+               r->slots[r->next_free].name[0])
                 r->next_free++;
         if (r->next_free == HELD_RECORD_SLOTS)
                 return -ENOSPC;

@@ -1,43 +1,17 @@
 #pragma once
 
-/* pm-helpers: the harness the pm suites share (test-pm*.c): the pm state machine driven through a
- * fake PmVfioOps, a fake clock and a scratch sysfs directory. The fake keeps vfio-pci's low-power
- * rules (SPEC §1, tests/conformance/README.md) for one device and counts as a violation what the
- * daemon must never do: an entry while one is in force (the kernel answers EINVAL or wakes the
- * device), an open of a device already open. Must be called from a Check test (they assert). */
+/* pm-helpers: the harness the pm suites share (test-pm*.c): the pm state machine driven through
+ * the fake device of fake-pm-ops.h, a fake clock and a scratch sysfs directory. Must be called
+ * from a Check test (they assert). */
 
 #include <check.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "cleanup.h"
+#include "fake-pm-ops.h"
 #include "fixture.h"
 #include "pm.h"
-
-typedef enum FakeEntry {
-        FAKE_NONE,
-        FAKE_PLAIN,
-        FAKE_WAKEUP,
-} FakeEntry;
-
-typedef struct FakeDev {
-        bool open;
-        int wake_fd;
-        int request_fd;
-        FakeEntry in_force;
-        bool suspended;                 /* the entry in force has suspended the device */
-        bool stay_active;               /* entries do not suspend (yet): conformance case 26 */
-        bool exit_fires;                /* EXIT on a suspended wake-up entry signals (upstream) */
-        int open_error;                 /* > 0: every open fails with it */
-        FakeEntry adopt;                /* the next open adopts the device as an earlier daemon
-                                         * left it, this entry in force (PmVfioOps.open) */
-        int fail_enter;                 /* > 0: every entry fails with it */
-        int fail_next_enter;            /* > 0: the next entry fails with it (vfio_pm_sim's) */
-        int fail_exit;                  /* > 0: every exit fails with it */
-        unsigned violations;
-        unsigned opens, closes, enters, exits;
-        char log[256];                  /* the calls since the last expect_log(), space-separated */
-} FakeDev;
 
 #define T0 (UINT64_C(1000) * USEC_PER_SEC)     /* the fake monotonic clock starts here */
 #define RT0 (UINT64_C(1700000000) * USEC_PER_SEC)
@@ -74,15 +48,6 @@ typedef struct T {
                 ck_assert_str_eq(pm_state_to_string(pm_device_state((t)->pm)), pm_state_to_string(st)); \
                 ck_assert_uint_eq(pm_device_deadline((t)->pm), (dl)); \
         } while (0)
-
-/* vfio-pci's low-power rules for the one FakeDev given as vfio_userdata. */
-extern const PmVfioOps fake_ops;
-/* Signals an eventfd of the fake (the wake-up or the request one). */
-void fake_signal(int fd);
-
-/* The device wakes (a host access, a PME): a suspended wake-up entry fires and ends; a plain one
- * resumes and the kernel suspends it again by itself. Returns whether the eventfd fired. */
-bool fake_device_wakes(FakeDev *f);
 
 /* A harness without its PmDevice yet: a sysfs directory (with the attributes if sysfs) and an
  * empty state directory; t_start() creates the device. */

@@ -150,6 +150,38 @@ START_TEST(test_bad_file) {
 }
 END_TEST
 
+/* Bytes past the slots in use (the header's used) are no slot: never listed, and taken zeroed
+ * (tests/fuzz/corpus/fuzz-held-record/crash-beyond-used: a name there was skipped by the next
+ * add, which raised used over it, and then listed without being checked or indexed). */
+START_TEST(test_beyond_used) {
+        _cleanup_(fixture_tmp_freep) FixtureTmp *t = NULL;
+        _cleanup_(held_record_freep) HeldRecord *r = NULL;
+        HeldSlot *s;
+        int fd;
+
+        ck_assert_int_eq(fixture_tmp_new(NULL, &t), 0);
+        r = open_record(t, false);
+        ck_assert_int_eq(held_record_add(r, "a", &s), 0);
+        r = held_record_free(r);
+        fd = openat(t->fd, HELD_RECORD_FILE, O_WRONLY|O_CLOEXEC);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(pwrite(fd, "\x7f", 1, HELD_RECORD_HEADER_SIZE + 1 * sizeof(HeldSlot)), 1);
+        ck_assert_int_eq(pwrite(fd, &(uint64_t) { 9 }, 8,
+                                HELD_RECORD_HEADER_SIZE + 1 * sizeof(HeldSlot) + offsetof(HeldSlot, wakes)), 8);
+        ck_assert_int_eq(close(fd), 0);
+
+        r = open_record(t, false);
+        ck_assert_uint_eq(count_names(r), 1);
+        ck_assert_int_eq(held_record_add(r, "b", &s), 0);
+        ck_assert_ptr_eq(s, held_record_get(r, "a") + 1);
+        ck_assert_uint_eq(s->wakes, 0);
+        ck_assert_uint_eq(count_names(r), 2);
+        held_record_remove(r, "a");
+        held_record_remove(r, "b");
+        ck_assert_uint_eq(count_names(r), 0);
+}
+END_TEST
+
 Suite *held_record_suite(void) {
         Suite *s = suite_create("held-record");
         TCase *tc = tcase_create("record");
@@ -157,6 +189,7 @@ Suite *held_record_suite(void) {
         tcase_add_test(tc, test_slots);
         tcase_add_test(tc, test_full);
         tcase_add_test(tc, test_bad_file);
+        tcase_add_test(tc, test_beyond_used);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -96,6 +96,14 @@ streams() {
 }
 per() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "-" }'; }
 
+# energy FLOOR_DEV: the daemon's devices but FLOOR_DEV, summed: the kernel's suspended time since
+# the daemon saw them (ms) and the energy saved (J), as vfiopmctl --json status gives them
+watts_active=10 watts_low=1
+energy() {
+	vfiopmctl --json status | jq -r --arg f "$1" '[.devices[] | select(.name != $f)] |
+		"\(map(.kernel_suspended_since_seen_msec) | add) \(map(.energy_saved_joules) | add)"'
+}
+
 # run N: vfiopmd on N devices (vfio-pm-sim.0 … N-1) beside the floor, vfio-pm-tool holding
 # vfio-pm-sim.N armed with the same ENTRY_WITH_WAKEUP and re-entering on each wake. The daemon's
 # policy re-arms at once and without the flap guard (flap_hold_s 0), as the floor does.
@@ -106,7 +114,7 @@ run() {
 	modprobe vfio_pm_sim devices=$((n + 1)) || fail "modprobe vfio_pm_sim devices=$((n + 1))"
 	policy_write 50-bench.json "[
 	  { \"match\": { \"driver\": \"vfio-pm-sim\" }, \"mode\": \"wakeup\", \"arm_delay_ms\": 0, \"rearm_delay_ms\": 0,
-	    \"flap_hold_s\": 0 },
+	    \"flap_hold_s\": 0, \"power_active_w\": $watts_active, \"power_low_w\": $watts_low },
 	  { \"match\": { \"device\": \"$floor\" }, \"mode\": \"kernel\" }
 	]"
 	"$tool" "$floor" open wakeup rearm >/tmp/floor.log 2>&1 &
@@ -125,11 +133,19 @@ run() {
 	ARMED_MS[$n]=$(((last - start) / 1000))
 
 	sleep 6         # the last power follow-up reads (5 s after a change) are over
-	local d0 f0
+	local d0 f0 e0 e1 t0 t1
+	e0=$(energy "$floor") t0=$(uptime_ms)
 	d0=$(wakeups "$pid") f0=$(wakeups "$fpid")
 	sleep "$idle_s"
 	IDLE[$n]=$(( ($(wakeups "$pid") - d0) * 60 / idle_s ))
 	IDLE_FLOOR[$n]=$(( ($(wakeups "$fpid") - f0) * 60 / idle_s ))
+	e1=$(energy "$floor") t1=$(uptime_ms)
+	# over the idle window, every device armed: the share of device time the kernel counted
+	# suspended (floor: all of it) and the energy saved (floor: the watts saved × that time)
+	read -r SHARE[$n] SHARE_FLOOR[$n] JOULES[$n] JOULES_FLOOR[$n] < <(awk -v a="$e0" -v b="$e1" -v ms=$((t1 - t0)) \
+		-v n="$n" -v w="$(awk -v a="$watts_active" -v l="$watts_low" 'BEGIN { print a - l }')" 'BEGIN {
+		split(a, x, " "); split(b, y, " ")
+		printf "%d %d %.1f %.1f\n", y[1] - x[1], n * ms, y[2] - x[2], w * n * ms / 1000 }')
 	RSS[$n]=$(rss_kib "$pid") PSS[$n]=$(pss_anon_kib "$pid")
 	RSS_FLOOR[$n]=$(rss_kib "$fpid") PSS_FLOOR[$n]=$(pss_anon_kib "$fpid")
 	HEAP[$n]=$(heap_kib "$pid") HEAP_FLOOR[$n]=$(heap_kib "$fpid")
@@ -190,6 +206,7 @@ run_store() {
 	VFIOPM_DAEMON=transient VFIOPMD_UNIT=vfiopmd-test
 }
 
+declare -A SHARE SHARE_FLOOR JOULES JOULES_FLOOR
 declare -A READY_MS ARMED_MS IDLE IDLE_FLOOR RSS PSS RSS_FLOOR PSS_FLOOR HEAP HEAP_FLOOR STATUS_US STATUS_CPU JSON_US BUSCTL_US
 run "$small"
 run "$large"
@@ -205,6 +222,12 @@ for n in "$small" "$large"; do
 	row "malloc heap RSS KiB, $n devices" "${HEAP[$n]:-0}" "${HEAP_FLOOR[$n]:-0}" "" ""
 done
 check "VmRSS KiB, $large devices (≤ 8 MiB)" "${RSS[$large]}" "${RSS_FLOOR[$large]}" "≤ 8192" "v <= 8192"
+for n in "$small" "$large"; do
+	row "device ms suspended (kernel's runtime_suspended_time) in the idle window, $n devices (floor: all of it)" \
+		"${SHARE[$n]}" "${SHARE_FLOOR[$n]}" "" ""
+	row "energy saved J in the idle window, $n devices at $watts_active W − $watts_low W (floor: all of it)" \
+		"${JOULES[$n]}" "${JOULES_FLOOR[$n]}" "" ""
+done
 row "start to READY ms, $small devices" "${READY_MS[$small]}" "" "" ""
 check "start to READY ms, $large devices" "${READY_MS[$large]}" "90000" "≤ 45000 (systemd's timeout 90 s)" "v <= 45000"
 check "start to READY ms, $large devices, vfiopmd.service with its fd store (floor: no store)" "$STORE_READY_MS" \
