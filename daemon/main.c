@@ -251,6 +251,11 @@ int main(int argc, char *argv[]) {
         _cleanup_(bus_manager_freep) BusManager *bus_manager = NULL;     /* before m */
         int r;
 
+        /* A fixed mmap threshold (setting it also stops glibc from raising it after the first
+         * large free): a buffer above it — a GetManagedObjects reply for 1,000 devices is ~800 KB
+         * — is a mapping of its own, given back when freed, not heap the daemon keeps resident
+         * after the call (VmRSS 6.9 → 8.6 MiB after one `vfiopmctl --json status` without). */
+        (void) mallopt(M_MMAP_THRESHOLD, 128 * 1024);
         log_open();
         r = parse_argv(argc, argv);
         if (r != 0)

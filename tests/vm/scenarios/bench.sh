@@ -53,7 +53,7 @@ median_us() {
 strace_calls() {
 	local pid=$1 out=$2 spid
 	shift 2
-	strace -c -q -f -p "$pid" -o "$out" &
+	strace -c -q -f -p "$pid" -o "$out" 2>"$out.err" &
 	spid=$!
 	# attached (TracerPid set) before the stream starts
 	local i
@@ -65,7 +65,10 @@ strace_calls() {
 	sleep 0.5
 	"$@" >/dev/null || fail "'$*' failed"
 	sleep 1
-	kill -INT "$spid"; wait "$spid"
+	local rc
+	kill -INT "$spid"; wait "$spid"; rc=$?
+	# seen once: no summary at all (an empty file): say what strace said
+	grep -q 'total$' "$out" || say "strace -p $pid wrote no summary (exit $rc): $(cat "$out.err")" >&2
 	awk '$NF == "total" { print $4 }' "$out"
 }
 # pme DEV N: N device-initiated wakes, written from a shell loop as a script would (each an open,
