@@ -7,7 +7,6 @@ counts=("${@:-250 500 1000}")
 read -ra counts <<<"${counts[*]}"
 systemctl reload dbus || fail "reloading dbus"
 VFIOPM_DAEMON=unit VFIOPMD_UNIT=vfiopmd
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 declare -A ready pid1 daemon
 for n in "${counts[@]}"; do
 	for max in 0 8192; do
@@ -21,7 +20,7 @@ for n in "${counts[@]}"; do
 		status_is "$n devices: $n armed" 120000 || fail "$n devices, FileDescriptorStoreMax=$max: not all armed"
 		pid1[$n,$max]=$(($(ticks 1) - p0))
 		daemon[$n,$max]=$(ticks "$(daemon_pid)")
-		ready[$n,$max]=$((($(unit_prop ActiveEnterTimestampMonotonic) - $(unit_prop ExecMainStartTimestampMonotonic)) / 1000))
+		ready[$n,$max]=$(ready_ms)
 		say "$n devices, FileDescriptorStoreMax=$max: READY after ${ready[$n,$max]} ms, PID 1 ${pid1[$n,$max]} ticks, vfiopmd ${daemon[$n,$max]} ticks"
 	done
 done

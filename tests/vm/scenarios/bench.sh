@@ -28,8 +28,6 @@ check() {
 	row "$1" "$2" "$3" "$4" "$verdict"
 }
 uptime_ms() { awk '{ printf "%d", $1 * 1000 }' /proc/uptime; }
-# ticks PID: the process's user + system CPU time in clock ticks
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 # cpu_us PID: the process's time on a CPU in µs (schedstat: ns, not 10 ms ticks)
 cpu_us() { awk '{ printf "%d", $1 / 1000 }' "/proc/$1/schedstat"; }
 # wakeups PID: its context switches so far (each return from epoll_wait/poll is one)
@@ -196,7 +194,7 @@ run_store() {
 	  "rearm_delay_ms": 0, "flap_hold_s": 0 }'
 	VFIOPM_DAEMON=unit VFIOPMD_UNIT=vfiopmd
 	daemon_start --bus system --log-level info
-	STORE_READY_MS=$((($(unit_prop ActiveEnterTimestampMonotonic) - $(unit_prop ExecMainStartTimestampMonotonic)) / 1000))
+	STORE_READY_MS=$(ready_ms)
 	status_is "$n devices: $n armed" 120000 || fail "vfiopmd.service, $n devices: not all armed after 120 s"
 	restart_adopts "$n"
 	t0=${EPOCHREALTIME/./}

@@ -186,6 +186,10 @@ log_time_ms() {
 		grep -E "${1}" | sed -n "${2:-\$}p" | sed -E 's/^\[ *([0-9]+)\.([0-9]{3}).*/\1\2/'
 }
 log_count() { daemon_log | grep -cE "$1"; }
+# ready_ms: the daemon's unit from its main process's start to READY=1 (its last start), in ms
+ready_ms() { echo $((($(unit_prop ActiveEnterTimestampMonotonic) - $(unit_prop ExecMainStartTimestampMonotonic)) / 1000)); }
+# ticks PID: the process's user + system CPU time in clock ticks
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 # sim_sum COUNTER: vfio_pm_sim's COUNTER (entries, exits, wakes) summed over every device
 sim_sum() { cat /sys/bus/platform/devices/vfio-pm-sim.*/sim/"$1" | awk '{ s += $1 } END { print s + 0 }'; }
 
@@ -200,7 +204,7 @@ restart_adopts() {
 	systemctl restart vfiopmd ||
 		fail "systemctl restart vfiopmd with $n devices held: $(journalctl -q -b -u vfiopmd -o cat --no-pager | grep -m1 -E 'Failed at step|Failed to')"
 	RESTART_MS=$(((${EPOCHREALTIME/./} - t0) / 1000))
-	RESTART_READY_MS=$((($(unit_prop ActiveEnterTimestampMonotonic) - $(unit_prop ExecMainStartTimestampMonotonic)) / 1000))
+	RESTART_READY_MS=$(ready_ms)
 	status_is "$n devices: $n armed" 120000 || fail "vfiopmd.service, $n devices: not all armed after the restart"
 	adopted=$(journalctl -q -b _SYSTEMD_INVOCATION_ID="$(unit_prop InvocationID)" -o cat --no-pager |
 		grep -c ': Adopted from the daemon before')
