@@ -435,6 +435,19 @@ void bus_devices_changed(BusDevices *b, ManagedDevice *d) {
         b->dirty_last = s;
 }
 
+int bus_devices_counted(BusDevices *b, ManagedDevice *d) {
+        DeviceSeen *s = managed_device_observer(d);
+
+        if (!s) {
+                bus_devices_added(b, d);
+                return 0;
+        }
+        if (s->dirty)
+                return 0;       /* this turn's flush sees the counters with the rest */
+        s->counters_pending = true;
+        return BUS_FLUSH_COUNTERS_WAIT;
+}
+
 void bus_devices_removed(BusDevices *b, ManagedDevice *d) {
         DeviceSeen *s = managed_device_observer(d);
 

@@ -59,5 +59,9 @@ int bus_devices_flush(BusDevices *b);
 /* What every device shows now becomes the last announced, nothing is marked: before the name is
  * taken, nothing was announced. */
 void bus_devices_baseline(BusDevices *b);
+/* The manager's hook for a device whose only change is Wakes/Arms (a wake re-armed at once): it
+ * waits for bus_devices_flush_counters() without a flush this turn (unless marked for it, which
+ * sends them with the rest). Returns BUS_FLUSH_COUNTERS_WAIT if it waits, else 0. */
+int bus_devices_counted(BusDevices *b, ManagedDevice *d);
 /* Announces the devices that wait with their counters, as bus_devices_flush() would otherwise. */
 void bus_devices_flush_counters(BusDevices *b);

@@ -23,6 +23,7 @@ struct BusManager {
         struct event *timer;
         struct event *flush;            /* made active by a device change: runs at the turn's end */
         struct event *counters;         /* the counters' window: armed while counts wait */
+        bool counters_waiting;          /* counters is pending */
         short io_what;                  /* what io is armed with, 0: not yet */
         bool more;                      /* the last round stopped at BUS_MESSAGES_PER_TURN */
         bool dead;                      /* the connection is gone: stop serving it */
@@ -167,14 +168,28 @@ static void hook_device_changed(void *userdata, ManagedDevice *d) {
  * while counts wait: an idle daemon sleeps. */
 #define COUNTERS_WINDOW_USEC (1 * USEC_PER_SEC)
 
+static void counters_wait(BusManager *b) {
+        struct timeval tv;
+
+        if (!b->counters_waiting && evtimer_add(b->counters, timeval_store(&tv, COUNTERS_WINDOW_USEC)) >= 0)
+                b->counters_waiting = true;
+}
+
 /* Returns whether a signal was queued. */
 static bool devices_flush(BusManager *b) {
         int flags = bus_devices_flush(b->devices);
-        struct timeval tv;
 
-        if ((flags & BUS_FLUSH_COUNTERS_WAIT) && !evtimer_pending(b->counters, NULL))
-                (void) evtimer_add(b->counters, timeval_store(&tv, COUNTERS_WINDOW_USEC));
+        if (flags & BUS_FLUSH_COUNTERS_WAIT)
+                counters_wait(b);
         return flags & BUS_FLUSH_SENT;
+}
+
+/* A wake re-armed at once: no flush this turn, the counters wait for their window. */
+static void hook_device_counted(void *userdata, ManagedDevice *d) {
+        BusManager *b = userdata;
+
+        if (bus_devices_counted(b->devices, d))
+                counters_wait(b);
 }
 
 static void on_flush(evutil_socket_t fd, short what, void *userdata) {
@@ -188,6 +203,7 @@ static void on_flush(evutil_socket_t fd, short what, void *userdata) {
 static void on_counters(evutil_socket_t fd, short what, void *userdata) {
         BusManager *b = userdata;
 
+        b->counters_waiting = false;
         bus_devices_flush_counters(b->devices);
         bus_rearm(b);
 }
@@ -640,6 +656,7 @@ int bus_manager_new(Manager *m, sd_bus *bus, BusManager **ret) {
                 .device_added = hook_device_added,
                 .device_removed = hook_device_removed,
                 .device_changed = hook_device_changed,
+                .device_counted = hook_device_counted,
                 .policy_reloaded = hook_policy_reloaded,
                 .userdata = b,
         });

@@ -133,16 +133,31 @@ static void on_power_follow(evutil_socket_t fd, short what, void *userdata) {
         power_follow_schedule(d);
 }
 
-void manager_hook_device_changed(Manager *m, ManagedDevice *d) {
-        if (!d || !m->hooks.device_changed)
-                return;
-        m->hooks.device_changed(m->hooks.userdata, d);
-        /* the first follow-up is pending already: a burst of changes (a stream of wakes) is
-         * followed up once, 100 ms after its first change, not re-timed at each */
+/* The power follow-up of a change: when the first is pending already, a burst of changes (a
+ * stream of wakes) is followed up once, 100 ms after its first change, not re-timed at each. */
+static void power_follow_change(ManagedDevice *d) {
         if (d->power_step == 0 && evtimer_pending(d->power_follow, NULL))
                 return;
         d->power_step = 0;
         power_follow_schedule(d);
+}
+
+void manager_hook_device_changed(Manager *m, ManagedDevice *d) {
+        if (!d || !m->hooks.device_changed)
+                return;
+        m->hooks.device_changed(m->hooks.userdata, d);
+        power_follow_change(d);
+}
+
+/* Only the counters moved (a wake re-armed at once): the hook for that, else the one for any
+ * change. */
+static void hook_device_counted(Manager *m, ManagedDevice *d) {
+        if (!m->hooks.device_counted) {
+                manager_hook_device_changed(m, d);
+                return;
+        }
+        m->hooks.device_counted(m->hooks.userdata, d);
+        power_follow_change(d);
 }
 
 static void on_status_flush(evutil_socket_t fd, short what, void *userdata) {
@@ -221,6 +236,21 @@ static void env_state_changed(void *userdata, PmDevice *pm, PmState old) {
         }
         notify_status(m);
         manager_hook_device_changed(m, d);
+}
+
+/* The path of a stream of wakes: no state count or STATUS= moves, only the counters. */
+static void env_wake_rearmed(void *userdata, PmDevice *pm) {
+        ManagedDevice *d = device_of(userdata);
+
+        /* wakes at debug (SPEC §4): the two changes the state went through */
+        log_device_debug(pm_device_name(pm), "%s → %s", pm_state_to_string(PM_STATE_ARMED),
+                         pm_state_to_string(PM_STATE_WOKEN));
+        log_device_debug(pm_device_name(pm), "%s → %s", pm_state_to_string(PM_STATE_WOKEN),
+                         pm_state_to_string(PM_STATE_ARMED));
+        if (!d)
+                return;
+        manager_held_sync(d->manager, d);
+        hook_device_counted(d->manager, d);
 }
 
 static void env_record_failed(void *userdata, PmDevice *pm, const char *what, int error) {
@@ -550,6 +580,7 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
                 .deadline_changed = env_deadline_changed,
                 .fds_changed = env_fds_changed,
                 .state_changed = env_state_changed,
+                .wake_rearmed = env_wake_rearmed,
                 .record_failed = env_record_failed,
                 .vfio_ops = manager_vfio_ops(),
                 .vfio_userdata = m,

@@ -157,6 +157,9 @@ typedef struct ManagerHooks {
         void (*device_added)(void *userdata, ManagedDevice *d);
         void (*device_removed)(void *userdata, ManagedDevice *d);
         void (*device_changed)(void *userdata, ManagedDevice *d);
+        /* Only the device's Wakes and Arms moved (a wake re-armed at once): the hot path of a
+         * stream of wakes. NULL: device_changed. */
+        void (*device_counted)(void *userdata, ManagedDevice *d);
         void (*policy_reloaded)(void *userdata);
         void *userdata;
 } ManagerHooks;

@@ -296,12 +296,13 @@ static int device_disarm(PmDevice *d) {
         return 0;
 }
 
-/* The entry of the policy's mode, from D0 with nothing in force. */
-static int device_arm(PmDevice *d, usec_t now) {
+/* The entry of the policy's mode, from D0 with nothing in force; r: the result of that entry
+ * when the caller made it already (the wake path's, pm_device_handle_wake()), 1 to make it here. */
+static int device_arm_after(PmDevice *d, usec_t now, int r) {
         bool wakeup = d->policy.mode == POLICY_MODE_WAKEUP;
-        int r;
 
-        r = d->ops->enter(d->ops_userdata, d->vfio, wakeup);
+        if (r > 0)
+                r = d->ops->enter(d->ops_userdata, d->vfio, wakeup);
         if (r == -EINVAL) {
                 /* The kernel keeps an entry in force that the daemon believed consumed (a wake
                  * signal that was not this entry's, an entry right before that had not suspended
@@ -318,6 +319,10 @@ static int device_arm(PmDevice *d, usec_t now) {
         d->arms++;
         transition(d, now, PM_STATE_ARMED, USEC_INFINITY);
         return 0;
+}
+
+static int device_arm(PmDevice *d, usec_t now) {
+        return device_arm_after(d, now, 1);
 }
 
 /* Waits in a D0 state (idle, woken, flapping) for delay_ms from start, or arms at once when
@@ -705,6 +710,31 @@ int pm_device_wake(PmDevice *d) {
         return device_wait_or_arm(d, now, PM_STATE_WOKEN, now, d->policy.rearm_delay_ms);
 }
 
+/* A wake re-armed at once (rearm_delay_ms 0, no flap hold): armed → woken → armed within this
+ * call, so the state ends where it was and only the counters and the low-power time moved. The
+ * observers hear of that once (wake_rearmed), not of two state changes: this is the path a
+ * stream of wakes takes, kept near the bare re-arm loop's cost (SPEC §8). A failed entry goes the
+ * way of every other: through woken, to error. */
+static int wake_rearm(PmDevice *d, usec_t now) {
+        bool wakeup = d->policy.mode == POLICY_MODE_WAKEUP;
+        int r;
+
+        d->phase_start = now;
+        r = d->ops->enter(d->ops_userdata, d->vfio, wakeup);
+        if (r < 0) {
+                transition(d, now, PM_STATE_WOKEN, USEC_INFINITY);
+                return device_arm_after(d, now, r);
+        }
+        /* what transition() does for armed → woken → armed */
+        if (d->armed_since != USEC_INFINITY && now > d->armed_since)
+                d->low_power_usec += now - d->armed_since;
+        d->armed_since = now;
+        d->in_force = wakeup ? PM_ENTRY_WAKEUP : PM_ENTRY_PLAIN;
+        d->arms++;
+        d->env.wake_rearmed(d->env.userdata, d);
+        return 0;
+}
+
 int pm_device_handle_wake(PmDevice *d) {
         uint64_t n = 0;
         usec_t now;
@@ -731,6 +761,8 @@ int pm_device_handle_wake(PmDevice *d) {
 
         if (flap_record(d, now) && d->policy.flap_hold_s > 0)
                 return device_wait_or_arm(d, now, PM_STATE_FLAPPING, now, d->policy.flap_hold_s * 1000);
+        if (d->policy.rearm_delay_ms == 0 && d->env.wake_rearmed)
+                return wake_rearm(d, now);
         return device_wait_or_arm(d, now, PM_STATE_WOKEN, now, d->policy.rearm_delay_ms);
 }
 

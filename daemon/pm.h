@@ -160,6 +160,10 @@ typedef struct PmEnv {
         void (*fds_changed)(void *userdata, PmDevice *d);
         /* State changed from old to pm_device_state(d); the daemon logs it and signals it. */
         void (*state_changed)(void *userdata, PmDevice *d, PmState old);
+        /* A wake re-armed at once (rearm_delay_ms 0, no flap hold): the state went armed →
+         * woken → armed within pm_device_handle_wake(), reported by this call alone, not by two
+         * state_changed; Wakes and Arms moved. NULL: the two state_changed calls. */
+        void (*wake_rearmed)(void *userdata, PmDevice *d);
         /* The device's record (state_dir_fd) could not be used; what: "read" (error -EBADMSG:
          * a corrupt record, ignored: sysfs shows the originals), "write" or "remove" (the
          * originals are kept in memory only, as without a directory). May be NULL. */

@@ -55,6 +55,14 @@ static void run_state_changed(void *userdata, PmDevice *d, PmState old) {
         FUZZ_CHECK(pm_state_to_string(s) && pm_state_to_string(old));
 }
 
+/* a wake re-armed at once: armed, with the entry in force again */
+static void run_wake_rearmed(void *userdata, PmDevice *d) {
+        Run *run = userdata;
+
+        FUZZ_CHECK(d == run->pm && pm_device_state(d) == PM_STATE_ARMED);
+        FUZZ_CHECK(run->dev.open && run->dev.in_force != FAKE_NONE);
+}
+
 static bool state_held(PmState s) {
         return s == PM_STATE_IDLE || s == PM_STATE_ARMED || s == PM_STATE_WOKEN || s == PM_STATE_FLAPPING;
 }
@@ -225,6 +233,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 .deadline_changed = run_deadline_changed,
                 .fds_changed = run_fds_changed,
                 .state_changed = run_state_changed,
+                /* both ways of telling a wake re-armed at once: the daemon's, and two changes */
+                .wake_rearmed = size % 2 ? run_wake_rearmed : NULL,
                 .userdata = &run,
                 .state_dir_fd = run.state->fd,
         };

@@ -68,6 +68,21 @@ static void t_state_changed(void *userdata, PmDevice *d, PmState old) {
                                 pm_state_to_string(s));
 }
 
+/* env.wake_rearmed, for the tests that set it (t_alloc() leaves it NULL): "rearmed" in states */
+void t_wake_rearmed(void *userdata, PmDevice *d) {
+        T *t = userdata;
+        size_t n = strlen(t->states);
+
+        ck_assert_ptr_eq(d, t->pm);
+        ck_assert_int_eq(pm_device_state(d), PM_STATE_ARMED);
+        ck_assert_uint_eq(pm_device_deadline(d), USEC_INFINITY);
+        t->rearmed_calls++;
+        t->armed_total += t->now - t->armed_start;
+        t->armed_start = t->now;
+        if (n + 12 < sizeof(t->states))
+                (void) snprintf(t->states + n, sizeof(t->states) - n, "%srearmed", n ? " " : "");
+}
+
 static void t_record_failed(void *userdata, PmDevice *d, const char *what, int error) {
         T *t = userdata;
 

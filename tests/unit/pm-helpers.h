@@ -27,7 +27,7 @@ typedef struct T {
         PmEnv env;
         PmDevice *pm;
         char states[512];               /* states entered since the last expect_states() */
-        unsigned state_calls, deadline_calls, fds_calls;
+        unsigned state_calls, deadline_calls, fds_calls, rearmed_calls;
         unsigned flaps;                 /* transitions to flapping */
         unsigned expected_violations;
         /* an independent account of the time armed, from the callbacks */
@@ -55,6 +55,9 @@ T *t_alloc(bool sysfs);
 /* The fake monotonic clock (PmEnv.now); userdata a T. */
 usec_t t_now(void *userdata);
 T *t_start(T *t);
+/* PmEnv.wake_rearmed for a harness that wants it (set in t->env between t_alloc() and
+ * t_start()): counts, appends "rearmed" to states and keeps the account of the time armed. */
+void t_wake_rearmed(void *userdata, PmDevice *d);
 T *t_new_full(bool sysfs);
 T *t_new(void);
 void t_free(T *t);

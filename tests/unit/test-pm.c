@@ -306,6 +306,73 @@ START_TEST(test_wakeup_rearm_zero) {
 }
 END_TEST
 
+/* The same stream with the daemon's wake_rearmed: each wake is told once, as a re-arm, with no
+ * state change (armed → woken → armed within the call); the counters and the time armed are what
+ * the two changes would have made them. */
+START_TEST(test_wakeup_rearm_zero_rearmed) {
+        _cleanup_(t_freep) T *t = t_alloc(true);
+        unsigned calls;
+
+        t->env.wake_rearmed = t_wake_rearmed;
+        t_start(t);
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_WAKEUP, 0, 0), 0);
+        expect_states(t, "idle armed");
+        calls = t->state_calls;
+        for (int i = 0; i < 5; i++) {
+                t_advance(t, 2 * USEC_PER_SEC);
+                ck_assert_int_eq(t_device_wakes(t), 0);
+                expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+                expect_states(t, "rearmed");
+        }
+        ck_assert_uint_eq(t->state_calls, calls);
+        ck_assert_uint_eq(t->rearmed_calls, 5);
+        ck_assert_uint_eq(t->deadline_calls, 0);
+        expect_log(t, "open enter:w enter:w enter:w enter:w enter:w enter:w");
+        ck_assert_uint_eq(t_counters(t).wakes, 5);
+        ck_assert_uint_eq(t_counters(t).arms, 6);
+        ck_assert_uint_eq(t_counters(t).low_power_usec, 10 * USEC_PER_SEC);
+        ck_assert_uint_eq(t->armed_total, 10 * USEC_PER_SEC);
+        ck_assert_uint_eq(t_counters(t).last_wake_realtime_usec, t->now + t->rt_offset);
+        ck_assert_int_eq(pm_device_entry(t->pm), PM_ENTRY_WAKEUP);
+
+        /* a re-entry that fails goes the way of every other: woken, then error, no re-arm told */
+        t->dev.fail_enter = EIO;
+        ck_assert_int_eq(t_device_wakes(t), -EIO);
+        expect_states(t, "woken error");
+        expect_state(t, PM_STATE_ERROR, t->now + USEC_PER_SEC);
+        ck_assert_str_eq(pm_device_last_error(t->pm), "LOW_POWER_ENTRY_WITH_WAKEUP: Input/output error");
+        ck_assert_uint_eq(t->rearmed_calls, 5);
+        ck_assert_uint_eq(t_counters(t).wakes, 6);
+        ck_assert_uint_eq(t_counters(t).arms, 6);
+        t->dev.fail_enter = 0;
+        ck_assert_int_eq(t_fire(t), 0);
+        expect_states(t, "armed");
+}
+END_TEST
+
+/* The kernel refuses the wake path's re-entry with EINVAL (a stale signal, the entry still in
+ * force): through woken, exit, enter again, as the timer's re-arm does below. */
+START_TEST(test_wakeup_rearm_zero_einval) {
+        _cleanup_(t_freep) T *t = t_alloc(true);
+
+        t->env.wake_rearmed = t_wake_rearmed;
+        t_start(t);
+        t->dev.stay_active = true;
+        ck_assert_int_eq(t_policy(t, POLICY_MODE_WAKEUP, 0, 0), 0);
+        expect_log(t, "open enter:w");
+        expect_states(t, "idle armed");
+        fake_signal(t->dev.wake_fd);
+        t->expected_violations = 1;     /* the one entry over another, which the kernel refused */
+        ck_assert_int_eq(pm_device_handle_wake(t->pm), 0);
+        expect_state(t, PM_STATE_ARMED, USEC_INFINITY);
+        expect_log(t, "enter:w exit enter:w");
+        expect_states(t, "woken armed");
+        ck_assert_uint_eq(t->rearmed_calls, 0);
+        ck_assert_str_eq(pm_device_last_error(t->pm), "");
+        ck_assert_uint_eq(t_counters(t).arms, 2);
+}
+END_TEST
+
 /* A signal of the eventfd that was not the entry's end (stale, from before): the daemon takes it
  * for a wake, but the kernel still has the entry in force and, the device not yet suspended,
  * answers the re-entry with EINVAL. Not an error: exit, enter again. */
@@ -576,6 +643,8 @@ Suite *pm_suite(void) {
         tcase_add_test(tc, test_auto_zero_delay);
         tcase_add_test(tc, test_wakeup_cycle);
         tcase_add_test(tc, test_wakeup_rearm_zero);
+        tcase_add_test(tc, test_wakeup_rearm_zero_rearmed);
+        tcase_add_test(tc, test_wakeup_rearm_zero_einval);
         tcase_add_test(tc, test_wakeup_entry_einval);
         tcase_add_test(tc, test_entry_einval_twice);
         tcase_add_test(tc, test_dbus_wake);
