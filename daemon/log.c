@@ -9,7 +9,7 @@
 #include "log.h"
 
 static LogTarget log_target = LOG_TARGET_STDERR;
-static int log_max_level = LOG_INFO;
+int log_max_level = LOG_INFO;
 static bool log_capturing;
 static char log_last[2048];
 

@@ -35,8 +35,17 @@ int log_internal(int level, int error, const char *device, const char *file, int
 int log_internalv(int level, int error, const char *device, const char *file, int line,
                   const char *func, const char *format, va_list ap) __attribute__((format(printf, 7, 0)));
 
-#define log_full_errno(level, error, device, ...) \
-        log_internal((level), (error), (device), __FILE__, __LINE__, __func__, __VA_ARGS__)
+/* Read by log_full_errno() only, which skips the call (and its arguments) above it: a debug line
+ * on the wake path costs one comparison. Set it with log_set_max_level(). */
+extern int log_max_level;
+
+static inline int log_skipped(int error) {
+        return error < 0 ? error : -error;
+}
+
+#define log_full_errno(level, error, device, ...)                                                  \
+        ((level) > log_max_level ? log_skipped(error) :                                             \
+         log_internal((level), (error), (device), __FILE__, __LINE__, __func__, __VA_ARGS__))
 
 #define log_debug(...)   log_full_errno(LOG_DEBUG, 0, NULL, __VA_ARGS__)
 #define log_info(...)    log_full_errno(LOG_INFO, 0, NULL, __VA_ARGS__)
