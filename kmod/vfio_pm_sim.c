@@ -819,6 +819,15 @@ static ssize_t pme_store(struct device *dev, struct device_attribute *attr, cons
 	if (ret)
 		return ret;
 	ret = pm_request_resume(dev);
+	/*
+	 * 1: the device was active, and a device asserts no PME from D0 — but rpm_resume() has
+	 * cancelled the request that was pending, such as the idle request the put at the end of a
+	 * low-power entry queued: queue it again, or the device stays active with the entry engaged
+	 * and its wake-up eventfd never fires (a wake lost for good: seen about once in 4,000 PMEs
+	 * of a stream). With the usage count held (no entry), the idle request does nothing.
+	 */
+	if (ret == 1)
+		pm_request_idle(dev);
 	/* -EINPROGRESS: a resume is already under way, and a PME then is part of that one wake */
 	return ret < 0 && ret != -EINPROGRESS ? ret : count;
 }
