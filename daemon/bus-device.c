@@ -7,6 +7,7 @@
 #include "bus-device.h"
 #include "device-table.h"
 #include "log.h"
+#include "macro.h"
 
 /* The properties that emit PropertiesChanged, as a device shows them. */
 typedef struct DeviceAnnounced {
@@ -435,7 +436,7 @@ void bus_devices_changed(BusDevices *b, ManagedDevice *d) {
         b->dirty_last = s;
 }
 
-int bus_devices_counted(BusDevices *b, ManagedDevice *d) {
+_hot_ int bus_devices_counted(BusDevices *b, ManagedDevice *d) {
         DeviceSeen *s = managed_device_observer(d);
 
         if (!s) {

@@ -10,6 +10,7 @@
 #include "bus-device.h"
 #include "bus-manager.h"
 #include "log.h"
+#include "macro.h"
 #include "policy-store.h"
 #include "time-util.h"
 
@@ -168,7 +169,7 @@ static void hook_device_changed(void *userdata, ManagedDevice *d) {
  * while counts wait: an idle daemon sleeps. */
 #define COUNTERS_WINDOW_USEC (1 * USEC_PER_SEC)
 
-static void counters_wait(BusManager *b) {
+_hot_ static void counters_wait(BusManager *b) {
         struct timeval tv;
 
         if (!b->counters_waiting && evtimer_add(b->counters, timeval_store(&tv, COUNTERS_WINDOW_USEC)) >= 0)
@@ -185,7 +186,7 @@ static bool devices_flush(BusManager *b) {
 }
 
 /* A wake re-armed at once: no flush this turn, the counters wait for their window. */
-static void hook_device_counted(void *userdata, ManagedDevice *d) {
+_hot_ static void hook_device_counted(void *userdata, ManagedDevice *d) {
         BusManager *b = userdata;
 
         if (bus_devices_counted(b->devices, d))

@@ -13,6 +13,7 @@
 #include "fdstore.h"
 #include "held-record.h"
 #include "log.h"
+#include "macro.h"
 #include "manager-internal.h"
 #include "time-util.h"
 #include "vfio.h"
@@ -228,7 +229,7 @@ void manager_held_restore(Manager *m, ManagedDevice *d) {
         d->slot = s;
 }
 
-void manager_held_sync(Manager *m, ManagedDevice *d) {
+_hot_ void manager_held_sync(Manager *m, ManagedDevice *d) {
         PmDevice *pm = d->pm;
         PmCounters c;
         usec_t since;

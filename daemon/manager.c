@@ -22,11 +22,11 @@
 #include "time-util.h"
 #include "udev-monitor.h"
 
-static usec_t env_now(void *userdata) {
+_hot_ static usec_t env_now(void *userdata) {
         return now(CLOCK_MONOTONIC);
 }
 
-static usec_t env_now_realtime(void *userdata) {
+_hot_ static usec_t env_now_realtime(void *userdata) {
         return now(CLOCK_REALTIME);
 }
 
@@ -62,7 +62,7 @@ static void on_device_timer(evutil_socket_t fd, short what, void *userdata) {
         (void) pm_device_handle_timer(d->pm);
 }
 
-static void on_device_wake(evutil_socket_t fd, short what, void *userdata) {
+_hot_ static void on_device_wake(evutil_socket_t fd, short what, void *userdata) {
         ManagedDevice *d = userdata;
 
         (void) pm_device_handle_wake(d->pm);
@@ -135,7 +135,7 @@ static void on_power_follow(evutil_socket_t fd, short what, void *userdata) {
 
 /* The power follow-up of a change: when the first is pending already, a burst of changes (a
  * stream of wakes) is followed up once, 100 ms after its first change, not re-timed at each. */
-static void power_follow_change(ManagedDevice *d) {
+_hot_ static void power_follow_change(ManagedDevice *d) {
         if (d->power_step == 0 && evtimer_pending(d->power_follow, NULL))
                 return;
         d->power_step = 0;
@@ -151,7 +151,7 @@ void manager_hook_device_changed(Manager *m, ManagedDevice *d) {
 
 /* Only the counters moved (a wake re-armed at once): the hook for that, else the one for any
  * change. */
-static void hook_device_counted(Manager *m, ManagedDevice *d) {
+_hot_ static void hook_device_counted(Manager *m, ManagedDevice *d) {
         if (!m->hooks.device_counted) {
                 manager_hook_device_changed(m, d);
                 return;
@@ -239,7 +239,7 @@ static void env_state_changed(void *userdata, PmDevice *pm, PmState old) {
 }
 
 /* The path of a stream of wakes: no state count or STATUS= moves, only the counters. */
-static void env_wake_rearmed(void *userdata, PmDevice *pm) {
+_hot_ static void env_wake_rearmed(void *userdata, PmDevice *pm) {
         ManagedDevice *d = device_of(userdata);
 
         /* wakes at debug (SPEC §4): the two changes the state went through */
@@ -770,7 +770,7 @@ const DeviceInfo *managed_device_info(const ManagedDevice *d) {
         return d->info;
 }
 
-void *managed_device_observer(const ManagedDevice *d) {
+_hot_ void *managed_device_observer(const ManagedDevice *d) {
         return d->observer;
 }
 

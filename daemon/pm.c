@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "macro.h"
 #include "pm.h"
 #include "power-sysfs.h"
 
@@ -139,7 +140,7 @@ static void default_close(void *userdata, void *handle) {
         (void) vfio_device_close(handle);
 }
 
-static int default_enter(void *userdata, void *handle, bool wakeup) {
+_hot_ static int default_enter(void *userdata, void *handle, bool wakeup) {
         return vfio_device_enter(handle, wakeup);
 }
 
@@ -147,7 +148,7 @@ static int default_exit(void *userdata, void *handle) {
         return vfio_device_exit(handle);
 }
 
-static int default_read_wake(void *userdata, void *handle, uint64_t *ret_count) {
+_hot_ static int default_read_wake(void *userdata, void *handle, uint64_t *ret_count) {
         return vfio_device_read_wake(handle, ret_count);
 }
 
@@ -184,7 +185,7 @@ static bool mode_holds(PolicyMode m) {
         return m == POLICY_MODE_AUTO || m == POLICY_MODE_WAKEUP;
 }
 
-static usec_t now_mono(const PmDevice *d) {
+_hot_ static usec_t now_mono(const PmDevice *d) {
         return d->env.now(d->env.userdata);
 }
 
@@ -355,7 +356,7 @@ static void flap_forget(PmDevice *d) {
 
 /* Records a wake at now; true when it is the (flap_max_wakes + 1)-th inside flap_window_s, i.e.
  * the N earlier wakes all lie in (now - window, now]. */
-static bool flap_record(PmDevice *d, usec_t now) {
+_hot_ static bool flap_record(PmDevice *d, usec_t now) {
         uint64_t max = d->policy.flap_max_wakes;
         usec_t window = d->policy.flap_window_s * USEC_PER_SEC;
 
@@ -715,7 +716,7 @@ int pm_device_wake(PmDevice *d) {
  * observers hear of that once (wake_rearmed), not of two state changes: this is the path a
  * stream of wakes takes, kept near the bare re-arm loop's cost (SPEC §8). A failed entry goes the
  * way of every other: through woken, to error. */
-static int wake_rearm(PmDevice *d, usec_t now) {
+_hot_ static int wake_rearm(PmDevice *d, usec_t now) {
         bool wakeup = d->policy.mode == POLICY_MODE_WAKEUP;
         int r;
 
@@ -735,7 +736,7 @@ static int wake_rearm(PmDevice *d, usec_t now) {
         return 0;
 }
 
-int pm_device_handle_wake(PmDevice *d) {
+_hot_ int pm_device_handle_wake(PmDevice *d) {
         uint64_t n = 0;
         usec_t now;
         int r;
@@ -839,7 +840,7 @@ usec_t pm_device_deadline(const PmDevice *d) {
         return d ? d->deadline : USEC_INFINITY;
 }
 
-bool pm_device_held(const PmDevice *d) {
+_hot_ bool pm_device_held(const PmDevice *d) {
         return d && d->vfio;
 }
 
@@ -869,7 +870,7 @@ int pm_device_last_errno(const PmDevice *d) {
         return d ? d->last_errno : 0;
 }
 
-void pm_device_counters_base(const PmDevice *d, PmCounters *ret, usec_t *ret_armed_since) {
+_hot_ void pm_device_counters_base(const PmDevice *d, PmCounters *ret, usec_t *ret_armed_since) {
         *ret = (PmCounters) {
                 .wakes = d->wakes,
                 .arms = d->arms,
@@ -879,7 +880,7 @@ void pm_device_counters_base(const PmDevice *d, PmCounters *ret, usec_t *ret_arm
         *ret_armed_since = d->state == PM_STATE_ARMED ? d->armed_since : USEC_INFINITY;
 }
 
-PmEntry pm_device_entry(const PmDevice *d) {
+_hot_ PmEntry pm_device_entry(const PmDevice *d) {
         return d->vfio ? d->in_force : PM_ENTRY_NONE;
 }
 

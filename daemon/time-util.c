@@ -1,10 +1,11 @@
 #include "time-util.h"
+#include "macro.h"
 
 usec_t timespec_load(const struct timespec *ts) {
         return (usec_t) ts->tv_sec * USEC_PER_SEC + (usec_t) ts->tv_nsec / NSEC_PER_USEC;
 }
 
-usec_t now(clockid_t clock) {
+_hot_ usec_t now(clockid_t clock) {
         struct timespec ts;
 
         if (clock_gettime(clock, &ts) < 0)

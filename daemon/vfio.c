@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "fd-util.h"
+#include "macro.h"
 #include "sysfs.h"
 #include "vfio-internal.h"
 #include "vfio.h"
@@ -817,7 +818,7 @@ int vfio_device_request_fd(const VfioDevice *d) {
 
 /* VFIO_DEVICE_FEATURE|SET on a low-power feature, argsz and flags as upstream's selftests and
  * tests/conformance: the 8-byte header plus the feature's data, if any. */
-static int low_power_feature(VfioDevice *d, uint32_t feature) {
+_hot_ static int low_power_feature(VfioDevice *d, uint32_t feature) {
         bool wakeup = feature == VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP;
         VfioFeatureLowPower f = {
                 .argsz = wakeup ? (uint32_t) sizeof(f) : VFIO_FEATURE_HEADER_SIZE,
@@ -830,7 +831,7 @@ static int low_power_feature(VfioDevice *d, uint32_t feature) {
         return r < 0 ? r : 0;
 }
 
-int vfio_device_enter(VfioDevice *d, bool wakeup) {
+_hot_ int vfio_device_enter(VfioDevice *d, bool wakeup) {
         int r;
 
         if (!d || d->fd < 0)
@@ -857,7 +858,7 @@ int vfio_device_exit(VfioDevice *d) {
 }
 
 /* The eventfd's count, resetting it; 0 when it has not fired (EAGAIN). */
-static int eventfd_take(int fd, uint64_t *ret) {
+_hot_ static int eventfd_take(int fd, uint64_t *ret) {
         uint64_t v;
         ssize_t n;
 
@@ -881,7 +882,7 @@ static int eventfd_take(int fd, uint64_t *ret) {
         return 0;
 }
 
-int vfio_device_read_wake(VfioDevice *d, uint64_t *ret_count) {
+_hot_ int vfio_device_read_wake(VfioDevice *d, uint64_t *ret_count) {
         uint64_t n;
         int r;
 
