@@ -13,6 +13,7 @@
  * chain, so the daemon's socket never runs dry. With GetAll of one device the old loop missed only
  * a few wakes in 10 s (3 to 7 of ~90, up to 1.6 s late); with GetManagedObjects it made 8 to 17
  * wakes in 10 s instead of 100, up to 3.4 s late, and the watchdog went 3.9 s without a ping.
+ * The bounded loop re-arms within 6 to 14 ms at most (2 shared CPUs), 42 ms under ASan+UBSan.
  *
  * Why on the host and not only in the VM (tests/vm/scenarios/daemon-flood.sh, not in
  * tools/test-all): a TCG guest has one vCPU, which runs the clients, dbus-daemon and the daemon
