@@ -674,8 +674,20 @@ static int decide_all(Manager *m) {
         return 0;
 }
 
-int manager_start(Manager *m) {
+int manager_start_watchdog(Manager *m) {
         uint64_t watchdog_usec;
+        struct timeval tv;
+
+        if (m->watchdog || sd_watchdog_enabled(false, &watchdog_usec) <= 0)
+                return 0;
+        timeval_store(&tv, watchdog_usec / 2);
+        m->watchdog = event_new(m->base, -1, EV_PERSIST, on_watchdog, m);
+        if (!m->watchdog || event_add(m->watchdog, &tv) < 0)
+                return log_error_errno(-ENOMEM, "Failed to start the watchdog timer: %m");
+        return 0;
+}
+
+int manager_start(Manager *m) {
         int r;
 
         r = manager_reload(m);
@@ -701,14 +713,9 @@ int manager_start(Manager *m) {
         manager_load_releases(m);
         manager_held_end(m);
 
-        if (sd_watchdog_enabled(false, &watchdog_usec) > 0) {
-                struct timeval tv;
-
-                timeval_store(&tv, watchdog_usec / 2);
-                m->watchdog = event_new(m->base, -1, EV_PERSIST, on_watchdog, m);
-                if (!m->watchdog || event_add(m->watchdog, &tv) < 0)
-                        return log_error_errno(-ENOMEM, "Failed to start the watchdog timer: %m");
-        }
+        r = manager_start_watchdog(m);
+        if (r < 0)
+                return r;
 
         m->started = true;
         log_info("Started with %zu VFIO device%s, %zu policy error%s", device_table_size(m->devices),

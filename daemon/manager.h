@@ -47,6 +47,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free)
 /* Loads the policy, starts listening to udev and takes every present device's first decision;
  * manager_notify_ready() then tells systemd. */
 int manager_start(Manager *m);
+/* What manager_start() does for systemd's watchdog: when $WATCHDOG_USEC asks for it, a timer
+ * in the loop sends WATCHDOG=1 every WATCHDOG_USEC/2. For tests that add devices by hand. */
+int manager_start_watchdog(Manager *m);
 
 /* Tells systemd READY=1 and the first STATUS=: once every way in is open (the bus name too), so
  * that whoever systemd starts after us finds us. */

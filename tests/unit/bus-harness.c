@@ -177,7 +177,7 @@ static void on_control(evutil_socket_t fd, short what, void *userdata) {
                 manager_stop(s->manager);
 }
 
-static int fake_kernel_setup(FakeKernel **ret) {
+int harness_fake_kernel_new(FakeKernel **ret) {
         _cleanup_(fake_kernel_freep) FakeKernel *k = NULL;
         int r;
 
@@ -199,7 +199,7 @@ static int fake_kernel_setup(FakeKernel **ret) {
 
 /* The daemon side up to its loop: the manager with its devices, its connection and bus-manager.c
  * on it, owning org.vfiopm1. Returns 0, or what failed as server_main()'s exit status. */
-static int daemon_side_new(Harness *h, FakeKernel *k, Manager **ret_manager, sd_bus **ret_bus,
+static int daemon_side_new(Harness *h, const VfioSys *sys, Manager **ret_manager, sd_bus **ret_bus,
                            BusManager **ret_bus_manager) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(manager_freep) Manager *m = NULL;
@@ -212,7 +212,7 @@ static int daemon_side_new(Harness *h, FakeKernel *k, Manager **ret_manager, sd_
                 .sysfs_fd = h->sysfs->fd,
                 .dev_fd = h->root->fd,          /* the fake kernel does not look at it */
                 .vfio_path = _VFIO_PATH_INVALID,
-                .vfio_sys = k ? fake_kernel_sys(k) : NULL,
+                .vfio_sys = sys,
         }, &m);
         if (r < 0)
                 return 10;
@@ -246,9 +246,9 @@ static int server_main(Harness *h, int control_fd, int ready_fd) {
 
         log_set_max_level(getenv("VFIOPM_TEST_DEBUG") ? LOG_DEBUG : LOG_WARNING);
         fault_io_set_dir_fsync_error(h->options.dir_fsync_error);
-        if (h->options.fake_kernel && fake_kernel_setup(&k) < 0)
+        if (h->options.fake_kernel && harness_fake_kernel_new(&k) < 0)
                 return 9;
-        r = daemon_side_new(h, k, &m, &bus, &b);
+        r = daemon_side_new(h, k ? fake_kernel_sys(k) : NULL, &m, &bus, &b);
         if (r > 0)
                 return r;
         s.manager = m;
@@ -307,6 +307,7 @@ void harness_start(Harness *h, const HarnessOptions *options) {
         int control[2], ready[2];
         char c;
 
+        ck_assert_msg(!options->vfio_sys, "harness_start_local() only");
         harness_prepare(h, options);
 
         ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC, 0, control), 0);
@@ -334,7 +335,7 @@ void harness_start_local(Harness *h, const HarnessOptions *options) {
                       "the harness's own daemon side only");
         harness_prepare(h, options);
         log_set_max_level(getenv("VFIOPM_TEST_DEBUG") ? LOG_DEBUG : LOG_WARNING);
-        ck_assert_int_eq(daemon_side_new(h, NULL, &h->manager, &h->server_bus, &h->bus_manager), 0);
+        ck_assert_int_eq(daemon_side_new(h, options->vfio_sys, &h->manager, &h->server_bus, &h->bus_manager), 0);
         ck_assert_int_eq(harness_connect(h->address, &h->client), 0);
 }
 

@@ -28,6 +28,7 @@
 #include <systemd/sd-bus.h>
 
 #include "bus-manager.h"
+#include "fake-kernel.h"
 #include "fixture.h"
 #include "manager.h"
 
@@ -59,6 +60,9 @@ typedef struct HarnessOptions {
         /* if not 0: on the daemon side, every fsync() of a directory fails with it (a positive
          * errno, tests/unit/fault-io.h) */
         int dir_fsync_error;
+        /* harness_start_local() only: the daemon side's kernel interface instead of the real one
+         * (a test's own fake, e.g. harness_fake_kernel_new()'s behind a lock); borrowed */
+        const VfioSys *vfio_sys;
 } HarnessOptions;
 
 typedef struct Harness {
@@ -80,8 +84,10 @@ void harness_start(Harness *h, const HarnessOptions *options);
 /* The same daemon side in this process, for a test that looks into it: no child, no loop
  * running and no control socket (harness_command() fails): the test runs the loop itself
  * (manager_event_base(h->manager)) while the daemon side is to answer. Without .fake_kernel and
- * .dir_fsync_error. */
+ * .dir_fsync_error; .vfio_sys gives it a kernel of the test's. */
 void harness_start_local(Harness *h, const HarnessOptions *options);
+/* The fake kernel of .fake_kernel: both groups and both devices as the fixture lays them out. */
+int harness_fake_kernel_new(FakeKernel **ret);
 void harness_stop(Harness *h);
 
 /* A client connection to address (a bus client, not a peer): 0 or -errno. */

@@ -7,6 +7,7 @@
 static Suite *(*const suites[])(void) = {
         bus_suite,
         bus_hostile_suite,
+        bus_flood_suite,
         ctl_suite,
         device_suite,
         device_table_suite,

@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "fixture.h"
@@ -211,4 +213,21 @@ int fixture_write(int dirfd, const char *path, const void *data, size_t size) {
                 return -errno;
 
         return write_all(fd, data, size);
+}
+
+int fixture_notify_socket(const FixtureTmp *t, int *ret_fd) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_close_ int fd = -EBADF;
+
+        if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/notify", t->path) >= (int) sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        fd = socket(AF_UNIX, SOCK_DGRAM|SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                return -errno;
+        if (setenv("NOTIFY_SOCKET", sa.sun_path, 1) < 0)
+                return -errno;
+        *ret_fd = TAKE_FD(fd);
+        return 0;
 }

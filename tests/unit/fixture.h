@@ -24,6 +24,10 @@ int fixture_tmp_new(const char *name, FixtureTmp **ret);
 FixtureTmp *fixture_tmp_free(FixtureTmp *t);
 DEFINE_TRIVIAL_CLEANUP_FUNC(FixtureTmp *, fixture_tmp_free)
 
+/* A datagram socket bound to t's "notify", named in $NOTIFY_SOCKET: what sd_notify() sends
+ * arrives there, as at the service manager's. */
+int fixture_notify_socket(const FixtureTmp *t, int *ret_fd);
+
 /* Creates or replaces the file path below dirfd, creating missing parent directories. */
 int fixture_write(int dirfd, const char *path, const void *data, size_t size);
 

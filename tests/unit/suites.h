@@ -6,6 +6,7 @@
  * each in tests/unit/test-MODULE[-CONCEPT].c; check-vfiopm.c runs them all. */
 Suite *bus_suite(void);
 Suite *bus_hostile_suite(void);
+Suite *bus_flood_suite(void);
 Suite *ctl_suite(void);
 Suite *device_suite(void);
 Suite *device_table_suite(void);

@@ -4,7 +4,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "fdstore.h"
@@ -79,15 +78,8 @@ typedef struct Notify {
 } Notify;
 
 static void notify_start(Notify *n) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-
         ck_assert_int_eq(fixture_tmp_new(NULL, &n->tmp), 0);
-        ck_assert_int_lt(snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/notify", n->tmp->path),
-                         (int) sizeof(sa.sun_path));
-        n->fd = socket(AF_UNIX, SOCK_DGRAM|SOCK_CLOEXEC, 0);
-        ck_assert_int_ge(n->fd, 0);
-        ck_assert_int_eq(bind(n->fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
-        ck_assert_int_eq(setenv("NOTIFY_SOCKET", sa.sun_path, 1), 0);
+        ck_assert_int_eq(fixture_notify_socket(n->tmp, &n->fd), 0);
 }
 
 /* The next message: its text into buf, its fd (or -1) returned. */

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -36,15 +35,9 @@ typedef struct Store {
 } Store;
 
 static void store_start(Store *s, FakeKernel *k) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-
         *s = (Store) { .k = k };
         ck_assert_int_eq(fixture_tmp_new(NULL, &s->tmp), 0);
-        (void) snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/notify", s->tmp->path);
-        s->sock = socket(AF_UNIX, SOCK_DGRAM|SOCK_CLOEXEC, 0);
-        ck_assert_int_ge(s->sock, 0);
-        ck_assert_int_eq(bind(s->sock, (struct sockaddr *) &sa, sizeof(sa)), 0);
-        ck_assert_int_eq(setenv("NOTIFY_SOCKET", sa.sun_path, 1), 0);
+        ck_assert_int_eq(fixture_notify_socket(s->tmp, &s->sock), 0);
 }
 
 static void store_drop(Store *s, const char *name) {

@@ -1,8 +1,10 @@
 /* bus-flood: a client that never stops reading vfiopmd's properties, for the VM scenario
- * daemon-flood.sh (issue 17): keeps IN_FLIGHT GetAll calls of OBJECT's INTERFACE (default the
- * manager's) in flight on the system bus for SECONDS, each one answered sent again at once.
- * Prints how many were answered. Exit: 0 every call answered without an error, 1 otherwise, 2
- * usage error. */
+ * daemon-flood.sh and the host test tests/unit/test-bus-flood.c (issue 17): keeps IN_FLIGHT
+ * GetAll calls of OBJECT's INTERFACE (default the manager's) in flight on the system bus
+ * ($DBUS_SYSTEM_BUS_ADDRESS) for SECONDS, each one answered sent again at once; with INTERFACE
+ * org.freedesktop.DBus.ObjectManager, GetManagedObjects calls of OBJECT (every device's
+ * properties in one reply). Prints how many were answered. Exit: 0 every call answered without an
+ * error, 1 otherwise, 2 usage error. */
 
 #include <errno.h>
 #include <stdint.h>
@@ -45,12 +47,17 @@ static int on_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) 
 }
 
 static void send_one(Flood *f) {
-        int r = sd_bus_call_method_async(f->bus, NULL, "org.vfiopm1", f->path, "org.freedesktop.DBus.Properties",
-                                         "GetAll", on_reply, f, "s", f->interface);
+        int r;
 
+        if (strcmp(f->interface, "org.freedesktop.DBus.ObjectManager") == 0)
+                r = sd_bus_call_method_async(f->bus, NULL, "org.vfiopm1", f->path, f->interface, "GetManagedObjects",
+                                             on_reply, f, NULL);
+        else
+                r = sd_bus_call_method_async(f->bus, NULL, "org.vfiopm1", f->path, "org.freedesktop.DBus.Properties",
+                                             "GetAll", on_reply, f, "s", f->interface);
         if (r < 0) {
                 if (f->errors++ == 0)
-                        fprintf(stderr, "bus-flood: sending GetAll: %s\n", strerror(-r));
+                        fprintf(stderr, "bus-flood: sending a call: %s\n", strerror(-r));
                 return;
         }
         f->in_flight++;
