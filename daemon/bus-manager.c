@@ -87,6 +87,7 @@ static void bus_process(BusManager *b) {
 
         if (b->dead)
                 return;
+        manager_readers_batch(b->manager);
         for (unsigned n = 0; n < BUS_MESSAGES_PER_TURN; n++) {
                 r = sd_bus_process(b->bus, NULL);
                 if (r <= 0)

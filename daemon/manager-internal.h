@@ -33,6 +33,7 @@ struct ManagedDevice {
         bool gone;                      /* being forgotten or freed: pm's callbacks change nothing */
         HeldSlot *slot;                 /* its slot in the held record while held */
         EnergyMeter energy;             /* from the first reading at managed_device_new() */
+        uint64_t energy_batch;          /* Manager.readers_batch of its last reading for a reader */
         void *observer;                 /* managed_device_observer() */
 };
 
@@ -47,6 +48,7 @@ struct Manager {
         DeviceTable *devices;           /* name → ManagedDevice, owned */
         ManagedDevice **sorted;         /* manager_devices() */
         ManagerHooks hooks;
+        uint64_t readers_batch;         /* manager_readers_batch(); 0: none yet, every read fresh */
         bool started;
         bool enumerating;               /* manager_start(): devices go in the table, no decision yet */
         int exit_error;                 /* manager_fail(): what manager_run() returns */

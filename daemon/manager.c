@@ -798,8 +798,17 @@ const EffectivePolicy *managed_device_policy(const ManagedDevice *d) {
 }
 
 void managed_device_energy(ManagedDevice *d, EnergyReading *ret) {
-        energy_update(d);
+        uint64_t batch = d->manager->readers_batch;
+
+        if (batch == 0 || d->energy_batch != batch) {       /* 0: no batches, always fresh */
+                energy_update(d);
+                d->energy_batch = batch;
+        }
         energy_meter_read(&d->energy, ret);
+}
+
+void manager_readers_batch(Manager *m) {
+        m->readers_batch++;
 }
 
 double manager_energy_saved_joules(Manager *m) {

@@ -129,11 +129,16 @@ const char *managed_device_released_by(const ManagedDevice *d);
 bool managed_device_on_vfio(const ManagedDevice *d);
 /* NULL until the first evaluation succeeded. */
 const EffectivePolicy *managed_device_policy(const ManagedDevice *d);
-/* The estimate of energy saved since the daemon first saw d (energy.h), from a fresh reading of
- * power/runtime_suspended_time (a pread(), wakes nothing). */
+/* The estimate of energy saved since the daemon first saw d (energy.h), from a reading of
+ * power/runtime_suspended_time (a pread(), wakes nothing): a fresh one, but within one batch of
+ * readers (manager_readers_batch()) the batch's first. */
 void managed_device_energy(ManagedDevice *d, EnergyReading *ret);
 /* The sum of managed_device_energy()'s joules over every device in the table. */
 double manager_energy_saved_joules(Manager *m);
+/* The bus starts serving a batch of messages (at most a loop turn's): the replies in it read each
+ * device's suspended time once, not once a property (a GetManagedObjects asks for three of them a
+ * device, `vfiopmctl status` sends ListDeviceStates and the Manager's GetAll together). */
+void manager_readers_batch(Manager *m);
 /* The kernel's power view now (power_state, power/runtime_status), each a pread() of a sysfs fd
  * kept open after the first read (device.h): wakes nothing. */
 DevicePowerState managed_device_power_state(ManagedDevice *d);

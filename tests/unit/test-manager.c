@@ -218,6 +218,40 @@ static void expect_list(char **l, const char *want) {
 
 /* ---- group-granular hand-off ------------------------------------------------------------- */
 
+/* Writes msec to PCI2's power/runtime_suspended_time, then expects a reader to see want. */
+static void expect_energy_read(T *t, ManagedDevice *d, const char *msec, uint64_t want) {
+        EnergyReading e;
+
+        ck_assert_int_eq(fixture_write_string(t->sysfs->fd, "devices/pci0000:00/" PCI2 "/power/runtime_suspended_time",
+                                              msec), 0);
+        managed_device_energy(d, &e);
+        ck_assert_uint_eq(e.suspended_msec, want);
+}
+
+/* Readers of the energy read power/runtime_suspended_time afresh each time, but within a batch
+ * of them (manager_readers_batch(): the bus's turn) once a device: a GetManagedObjects asks for
+ * three such properties a device, and vfiopmctl status's calls come in one batch. */
+START_TEST(test_energy_read_once_a_batch) {
+        ManagedDevice *d;
+        T t;
+
+        t_setup(&t);
+        ck_assert_int_eq(manager_add_device(t.m, "pci", PCI2), 0);
+        ck_assert_ptr_nonnull(d = manager_find_device(t.m, PCI2));
+        /* before any batch: fresh at every call */
+        expect_energy_read(&t, d, "1000\n", 1000);
+        expect_energy_read(&t, d, "2000\n", 2000);
+        /* a batch: its first reader reads, the others see that reading */
+        manager_readers_batch(t.m);
+        expect_energy_read(&t, d, "3000\n", 3000);
+        expect_energy_read(&t, d, "4000\n", 3000);
+        /* the next batch reads again */
+        manager_readers_batch(t.m);
+        expect_energy_read(&t, d, "5000\n", 5000);
+        t_teardown(&t);
+}
+END_TEST
+
 START_TEST(test_release_frees_the_group) {
         T t;
         char **also = NULL;
@@ -595,6 +629,7 @@ Suite *manager_suite(void) {
         tcase_add_test(tc, test_released_by_is_a_releases_only);
         tcase_add_test(tc, test_claim_ends_the_release_of_an_absent_sibling);
         tcase_add_test(tc, test_reservation_listed_again_after_a_replug);
+        tcase_add_test(tc, test_energy_read_once_a_batch);
         suite_add_tcase(s, tc);
         return s;
 }
