@@ -218,3 +218,31 @@ timeline_dump() {
 	say "timeline:"
 	journalctl -q -b -u "$VFIOPMD_UNIT" -o short-monotonic --no-pager | sed 's/^/    /'
 }
+
+# host_monitor COMMAND...: has the host run COMMAND on this guest's qemu monitor and prints the
+# reply, "ok[ OUTPUT]" or "error: WHY"; returns 0 on ok. COMMAND is an HMP command line
+# ("device_del nic1"), a QMP command as JSON, or qmp-events (the QMP events so far, a JSON array).
+# A line "SEQ COMMAND" on the virtio-serial port org.vfiopm.host, read by tests/vm/host-relay on
+# the host (tests/vm/run); replies to an earlier, timed-out SEQ are skipped.
+HOST_MONITOR_PORT=/dev/virtio-ports/org.vfiopm.host
+host_monitor() {
+	local port=$HOST_MONITOR_PORT seq=$$.$RANDOM fd line end
+	udevadm settle
+	[ -e "$port" ] || { echo "error: no $port (the rig's virtio-serial port)"; return 2; }
+	exec {fd}<>"$port" || { echo "error: cannot open $port"; return 2; }
+	printf '%s %s\n' "$seq" "$*" >&"$fd"
+	now_ms; end=$((NOW_MS + 30000))
+	while [ "$NOW_MS" -lt "$end" ]; do
+		if read -r -t 5 line <&"$fd" && [ "${line%% *}" = "$seq" ]; then
+			exec {fd}>&-
+			line=${line#* }
+			echo "$line"
+			[ "${line%% *}" = ok ]
+			return
+		fi
+		now_ms
+	done
+	exec {fd}>&-
+	echo "error: no reply from the host in 30 s"
+	return 2
+}
