@@ -181,9 +181,12 @@ wait_log() {
 	return 1
 }
 # log_time_ms REGEX [N]: the journal's monotonic time (ms) of the N-th matching line (default: last)
-log_time_ms() {
-	journalctl -q -b -u "$VFIOPMD_UNIT" -o short-monotonic --no-pager |
-		grep -E "${1}" | sed -n "${2:-\$}p" | sed -E 's/^\[ *([0-9]+)\.([0-9]{3}).*/\1\2/'
+log_time_ms() { journal_ms short-monotonic '^\[ *([0-9]+)\.([0-9]{3}).*' "$@"; }
+# log_realtime_ms REGEX [N]: the same on the realtime clock (ms since the epoch, as now_ms's)
+log_realtime_ms() { journal_ms short-unix '^([0-9]+)\.([0-9]{3}).*' "$@"; }
+journal_ms() {
+	journalctl -q -b -u "$VFIOPMD_UNIT" -o "$1" --no-pager |
+		grep -E "${3}" | sed -n "${4:-\$}p" | sed -E "s/$2/\\1\\2/"
 }
 log_count() { daemon_log | grep -cE "$1"; }
 # ready_ms: the daemon's unit from its main process's start to READY=1 (its last start), in ms
