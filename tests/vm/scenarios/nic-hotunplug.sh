@@ -1,5 +1,5 @@
 #!/bin/bash
-# PCI hot-unplug of an armed NIC (issue 17): under the installed vfiopmd.service holding 3 NICs (each behind a root port, its own IOMMU group) and 2 vfio-pm-sim devices, all armed, qemu's device_del of one NIC (the host's monitor): the guest ejects it, the daemon closes it on the request IRQ and forgets it (same PID, no restart, its fds out of the daemon, the fd store and the held record), the kernel logs no WARNING, BUG or Call Trace, the others stay armed and suspended with no wake; device_add brings it back and it is armed again.
+# PCI hot-unplug of an armed NIC (issue 17): under the installed vfiopmd.service holding 3 NICs (each behind a root port, its own IOMMU group) and 2 vfio-pm-sim devices, all armed, qemu's device_del of one NIC (the host's monitor): the guest ejects it, the daemon closes it on the request IRQ and forgets it (same PID, no restart, its fds out of the daemon, the fd store and the held record), the kernel logs no WARNING, BUG or Call Trace, the others stay armed and suspended with no wake; device_add brings it back and it is armed again; then another NIC unplugged between a SIGKILL and systemd's restart (its fds in the fd store): the next daemon lets it go, no WARNING.
 #
 # usage: tests/vm/run --kernel 6.1 --nics 3 --hotplug --vfio-pci-opts disable_idle_d3=1 \
 #            --env VFIOPM_DAEMON=unit nic-hotunplug [NIC_ID]
@@ -146,3 +146,36 @@ now_ms; t_armed=$((NOW_MS - t1))
 status_is "$n_all devices: $n_all armed" 5000 || fail "STATUS not back to all armed"
 [ "$(daemon_pid)" = "$pid" ] || fail "the daemon's PID changed: $pid → $(daemon_pid)"
 pass "device_add $victim_id: $victim back in sysfs +${t_back} ms (10 ms polls), on vfio-pci and armed +${t_armed} ms; STATUS=$(unit_prop StatusText)"
+
+# -- the unplug while no daemon runs: SIGKILL, device_del before systemd starts the next one
+# (RestartSec=1s). The fd store keeps the NIC open, so the kernel's request waits in the request
+# eventfd the store holds; the next daemon adopts the fds, sees the request and lets go.
+victim2=${NICS[2]:-${NICS[0]}}
+[ "$victim2" = "$victim" ] && victim2=${NICS[0]}
+victim2_id=nic$(( $(printf '%d' "0x$(cut -d: -f2 <<<"$victim2")") - 1 ))
+wait_state "$victim2" armed 5000 || fail "$victim2 not armed"
+pid=$(daemon_pid) restarts=$(unit_prop NRestarts) klines0=$(dmesg | wc -l)
+kill -KILL "$pid"
+now_ms; t0=$NOW_MS
+r=$(host_monitor device_del "$victim2_id") || fail "device_del $victim2_id: $r"
+say "SIGKILL $pid, device_del $victim2_id ($victim2): $r (+$((NOW_MS - t0)) ms); daemon $(unit_prop SubState)"
+wait_restarted $((restarts + 1)) 20
+for ((i = 0; i < 3000; i++)); do [ -e "/sys/bus/pci/devices/$victim2" ] || break; sleep 0.01; done
+[ -e "/sys/bus/pci/devices/$victim2" ] && fail "$victim2 still in sysfs 30 s after device_del, with the daemon restarted (pid $(daemon_pid)): $(dmesg | tail -n +$((klines0 + 1)))"
+now_ms; t_gone=$((NOW_MS - t0))
+for ((i = 0; i < 100; i++)); do [ -z "$(device_state "$victim2")" ] && break; sleep 0.05; done
+[ -z "$(device_state "$victim2")" ] || fail "the daemon still lists $victim2: $(device_state "$victim2")"
+say "the new daemon on $victim2:"
+journalctl -q -b _SYSTEMD_INVOCATION_ID="$(unit_prop InvocationID)" -o short-monotonic --no-pager |
+	grep -F "$victim2" | sed 's/^/    /'
+dmesg | tail -n +$((klines0 + 1)) >"$W/dmesg-since2.txt"
+say "kernel, since the SIGKILL:"
+sed 's/^/    /' "$W/dmesg-since2.txt"
+grep -Eq 'WARNING:|BUG:|Call Trace|Oops|general protection' "$W/dmesg-since2.txt" && fail "the kernel logged a WARNING, BUG or trace"
+n_left=$((n_all - 1))
+status_is "$n_left devices: $n_left armed" 20000 || fail "not every remaining device armed after the restart"
+for d in "${NICS[@]}" "${SIMS[@]}"; do
+	[ "$d" = "$victim2" ] && continue
+	wait_runtime "$d" suspended 5000 || fail "$d not suspended after the restart"
+done
+pass "unplugged while no daemon ran: $victim2 gone from sysfs +$t_gone ms after device_del, the new daemon (pid $(daemon_pid)) does not list it, no WARNING; STATUS=$(unit_prop StatusText)"
