@@ -77,7 +77,7 @@ vm_kernel_headers() { echo "linux-headers-$(vm_kernel_release "$1")"; }
 # Host packages the rig needs, and the headers of the guest kernels so that
 # out-of-tree modules can be built for them.
 vm_host_setup() {
-	vm_apt_install qemu-system-x86 qemu-utils mmdebstrap e2fsprogs debian-archive-keyring
+	vm_apt_install qemu-system-x86 qemu-utils mmdebstrap e2fsprogs debian-archive-keyring python3
 	vm_enable_backports
 	local k pkgs=()
 	for k in 6.1 6.12; do

@@ -181,9 +181,12 @@ wait_log() {
 	return 1
 }
 # log_time_ms REGEX [N]: the journal's monotonic time (ms) of the N-th matching line (default: last)
-log_time_ms() {
-	journalctl -q -b -u "$VFIOPMD_UNIT" -o short-monotonic --no-pager |
-		grep -E "${1}" | sed -n "${2:-\$}p" | sed -E 's/^\[ *([0-9]+)\.([0-9]{3}).*/\1\2/'
+log_time_ms() { journal_ms short-monotonic '^\[ *([0-9]+)\.([0-9]{3}).*' "$@"; }
+# log_realtime_ms REGEX [N]: the same on the realtime clock (ms since the epoch, as now_ms's)
+log_realtime_ms() { journal_ms short-unix '^([0-9]+)\.([0-9]{3}).*' "$@"; }
+journal_ms() {
+	journalctl -q -b -u "$VFIOPMD_UNIT" -o "$1" --no-pager |
+		grep -E "${3}" | sed -n "${4:-\$}p" | sed -E "s/$2/\\1\\2/"
 }
 log_count() { daemon_log | grep -cE "$1"; }
 # ready_ms: the daemon's unit from its main process's start to READY=1 (its last start), in ms
@@ -217,4 +220,32 @@ restart_adopts() {
 timeline_dump() {
 	say "timeline:"
 	journalctl -q -b -u "$VFIOPMD_UNIT" -o short-monotonic --no-pager | sed 's/^/    /'
+}
+
+# host_monitor COMMAND...: has the host run COMMAND on this guest's qemu monitor and prints the
+# reply, "ok[ OUTPUT]" or "error: WHY"; returns 0 on ok. COMMAND is an HMP command line
+# ("device_del nic1"), a QMP command as JSON, or qmp-events (the QMP events so far, a JSON array).
+# A line "SEQ COMMAND" on the virtio-serial port org.vfiopm.host, read by tests/vm/host-relay on
+# the host (tests/vm/run); replies to an earlier, timed-out SEQ are skipped.
+HOST_MONITOR_PORT=/dev/virtio-ports/org.vfiopm.host
+host_monitor() {
+	local port=$HOST_MONITOR_PORT seq=$$.$RANDOM fd line end
+	udevadm settle
+	[ -e "$port" ] || { echo "error: no $port (the rig's virtio-serial port)"; return 2; }
+	exec {fd}<>"$port" || { echo "error: cannot open $port"; return 2; }
+	printf '%s %s\n' "$seq" "$*" >&"$fd"
+	now_ms; end=$((NOW_MS + 30000))
+	while [ "$NOW_MS" -lt "$end" ]; do
+		if read -r -t 5 line <&"$fd" && [ "${line%% *}" = "$seq" ]; then
+			exec {fd}>&-
+			line=${line#* }
+			echo "$line"
+			[ "${line%% *}" = ok ]
+			return
+		fi
+		now_ms
+	done
+	exec {fd}>&-
+	echo "error: no reply from the host in 30 s"
+	return 2
 }
