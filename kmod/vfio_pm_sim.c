@@ -809,7 +809,13 @@ static ssize_t wake_store(struct device *dev, struct device_attribute *attr, con
 }
 static DEVICE_ATTR_WO(wake);
 
-/* A device-initiated wake (PME): an asynchronous resume request, as pci_pme_wakeup(). */
+/*
+ * A device-initiated wake (PME): an asynchronous resume request, as pci_pme_wakeup(). A device in
+ * D0 raises none (PCI enables PME in its runtime suspend): nothing is requested while the device
+ * is active, for pm_request_resume() of an active device cancels a pending idle request, the one
+ * vfio core's pm_runtime_put() queued after a low-power entry, which left the device in D0 with
+ * its entry engaged and nothing to suspend it (seen with PMEs written in a loop, 6.12).
+ */
 static ssize_t pme_store(struct device *dev, struct device_attribute *attr, const char *buf,
 			 size_t count)
 {
@@ -818,6 +824,8 @@ static ssize_t pme_store(struct device *dev, struct device_attribute *attr, cons
 	ret = vfio_pm_sim_parse_trigger(buf);
 	if (ret)
 		return ret;
+	if (pm_runtime_active(dev))
+		return count;
 	ret = pm_request_resume(dev);
 	/* -EINPROGRESS: a resume is already under way, and a PME then is part of that one wake */
 	return ret < 0 && ret != -EINPROGRESS ? ret : count;
