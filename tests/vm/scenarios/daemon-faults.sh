@@ -43,8 +43,8 @@ same_daemon() {
 	pass "$1: same daemon (pid $pid0), NRestarts 0, no watchdog timeout"
 }
 
-# (b)'s filesystem is mounted before the start: the unit's namespace copies the host's mounts at
-# start (ConfigurationDirectory= makes it writable there).
+# (b)'s filesystem is mounted before the start (ConfigurationDirectory= makes it writable in the
+# unit's namespace); (b) also sees whether one mounted while the daemon runs reaches it.
 mkdir -p "$ETC"
 mount -t tmpfs -o size=64k,mode=0755 vfiopm-faults "$ETC" || fail "mounting a tmpfs on $ETC"
 policy_write 50-test.json "$(jq -n --arg s "$storm_dev" --arg g "$sig_dev" '[
