@@ -2,7 +2,9 @@
  * vfio-pm-tool: drives one VFIO device step by step for the VM scenarios (kmod-*.sh):
  * opens it through /dev/vfio/vfio + its group (type1), enters and leaves low power,
  * waits for the wake-up eventfd, the request IRQ or a runtime_status, touches an mmap.
- * Also writes a sysfs attribute many times in a row (--poke), for wake storms.
+ * Also writes a sysfs attribute many times in a row (--poke), for wake storms; with --yield it
+ * gives the CPU away after each write, so that whoever the write woke (the daemon) runs before the
+ * next one (one TCG vCPU: without it most writes of a burst find the device still awake).
  *
  * Needs libc and <linux/vfio.h>; what old headers lack is defined below.
  * Exit: 0 every step did what was expected, 1 a step failed, 2 usage error.
@@ -14,6 +16,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -568,8 +571,9 @@ static bool run_step(struct tool *t, char *step)
 	exit(2);
 }
 
-/* Writes "1" to @path @count times; reports the errors by errno. */
-static int poke(const char *path, long count)
+/* Writes "1" to @path @count times, with sched_yield() after each if @yield; reports the errors
+ * by errno. */
+static int poke(const char *path, long count, bool yield)
 {
 	long ok = 0, failed = 0;
 	int64_t t0 = now_ms();
@@ -587,6 +591,8 @@ static int poke(const char *path, long count)
 			if (!failed++)
 				first_err = errno;
 		}
+		if (yield)
+			(void)sched_yield();
 	}
 	close(fd);
 	say("poke %s: %ld writes, %ld failed%s%s, %lld ms", path, ok, failed,
@@ -597,7 +603,7 @@ static int poke(const char *path, long count)
 static void usage(FILE *f)
 {
 	fputs("usage: vfio-pm-tool DEVICE STEP...\n"
-	      "       vfio-pm-tool --poke PATH COUNT\n"
+	      "       vfio-pm-tool --poke PATH COUNT [--yield]\n"
 	      "Steps run in order; the first that fails ends the run (exit 1). ERR: EIO, 5, ...\n"
 	      "  open[=ERR]       open DEVICE: /dev/vfio/vfio + group, type1, GROUP_GET_DEVICE_FD\n"
 	      "  close            close device, group and container\n"
@@ -629,8 +635,8 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	if (argc == 4 && strcmp(argv[1], "--poke") == 0)
-		return poke(argv[2], strtol(argv[3], NULL, 10));
+	if ((argc == 4 || (argc == 5 && strcmp(argv[4], "--yield") == 0)) && strcmp(argv[1], "--poke") == 0)
+		return poke(argv[2], strtol(argv[3], NULL, 10), argc == 5);
 	if (argc < 3) {
 		usage(stderr);
 		return 2;
