@@ -36,16 +36,22 @@ rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 pss_anon_kib() { awk '/^Pss_Anon/ { print $2 }' "/proc/$1/smaps_rollup"; }
 heap_kib() { awk '/\[heap\]/ { h = 1; next } h && /^Rss:/ { print $2; exit }' "/proc/$1/smaps"; }
 sim_wakes() { cat "$sim/$1/sim/wakes"; }
-# median_us CMD...: the median wall time of 5 runs of CMD, in microseconds
-median_us() {
-	local i t0 t1 times=()
-	for i in 1 2 3 4 5; do
-		t0=${EPOCHREALTIME/./}
-		"$@" >/dev/null 2>&1 || fail "'$*' failed"
-		t1=${EPOCHREALTIME/./}
-		times+=($((t1 - t0)))
+# wall_us CMD...: the wall time of one run of CMD, in microseconds
+wall_us() {
+	local t0=${EPOCHREALTIME/./}
+	"$@" >/dev/null 2>&1 || fail "'$*' failed"
+	echo $((${EPOCHREALTIME/./} - t0))
+}
+# medians_us N CMD_A -- CMD_B: runs A and B in turn N times and prints the median wall time of
+# each, in microseconds: a host that slows down meanwhile weighs on both alike
+medians_us() {
+	local n=$1 i a=() b=() sep
+	shift
+	for ((sep = 1; sep <= $#; sep++)); do [ "${!sep}" = -- ] && break; done
+	for ((i = 0; i < n; i++)); do
+		a+=("$(wall_us "${@:1:sep-1}")") b+=("$(wall_us "${@:sep+1}")")
 	done
-	printf '%s\n' "${times[@]}" | sort -n | sed -n 3p
+	echo "$(median "${a[@]}") $(median "${b[@]}")"
 }
 # strace_calls PID OUT CMD...: the system calls PID makes while CMD runs (strace -c), total
 strace_calls() {
@@ -155,15 +161,15 @@ run() {
 	RSS_FLOOR[$n]=$(rss_kib "$fpid") PSS_FLOOR[$n]=$(pss_anon_kib "$fpid")
 	HEAP[$n]=$(heap_kib "$pid") HEAP_FLOOR[$n]=$(heap_kib "$fpid")
 
-	STATUS_US[$n]=$(median_us vfiopmctl status)
+	read -r STATUS_US[$n] BUSCTL_US[$n] < <(medians_us 11 vfiopmctl status -- \
+		busctl get-property org.vfiopm1 /org/vfiopm1 org.vfiopm1.Manager Version)
 	# where a status goes: CPU ms a call of the daemon, dbus-daemon and vfiopmctl itself
 	local bpid t_d t_b t_c
 	bpid=$(systemctl show -p MainPID --value dbus.service)
 	t_d=$(ticks "$pid") t_b=$(ticks "$bpid")
 	t_c=$( { TIMEFORMAT='%U %S'; time { for i in 1 2 3 4 5; do vfiopmctl status >/dev/null; done; }; } 2>&1 | awk '{ printf "%d", ($1 + $2) * 1000 / 5 }')
 	STATUS_CPU[$n]="vfiopmd $(( ($(ticks "$pid") - t_d) * 10 / 5 )), dbus-daemon $(( ($(ticks "$bpid") - t_b) * 10 / 5 )), vfiopmctl $t_c"
-	JSON_US[$n]=$(median_us vfiopmctl --json status)
-	BUSCTL_US[$n]=$(median_us busctl get-property org.vfiopm1 /org/vfiopm1 org.vfiopm1.Manager Version)
+	read -r JSON_US[$n] _ < <(medians_us 5 vfiopmctl --json status -- true)
 
 	if [ "$n" = "$small" ]; then
 		local dev=vfio-pm-sim.0 calls wakes0
