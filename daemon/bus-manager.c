@@ -24,7 +24,6 @@ struct BusManager {
         struct event *timer;
         struct event *flush;            /* made active by a device change: runs at the turn's end */
         struct event *counters;         /* the counters' window: armed while counts wait */
-        bool counters_waiting;          /* counters is pending */
         short io_what;                  /* what io is armed with, 0: not yet */
         bool more;                      /* the last round stopped at BUS_MESSAGES_PER_TURN */
         bool dead;                      /* the connection is gone: stop serving it */
@@ -173,8 +172,8 @@ static void hook_device_changed(void *userdata, ManagedDevice *d) {
 _hot_ static void counters_wait(BusManager *b) {
         struct timeval tv;
 
-        if (!b->counters_waiting && evtimer_add(b->counters, timeval_store(&tv, COUNTERS_WINDOW_USEC)) >= 0)
-                b->counters_waiting = true;
+        if (!evtimer_pending(b->counters, NULL))
+                (void) evtimer_add(b->counters, timeval_store(&tv, COUNTERS_WINDOW_USEC));
 }
 
 /* Returns whether a signal was queued. */
@@ -205,7 +204,6 @@ static void on_flush(evutil_socket_t fd, short what, void *userdata) {
 static void on_counters(evutil_socket_t fd, short what, void *userdata) {
         BusManager *b = userdata;
 
-        b->counters_waiting = false;
         bus_devices_flush_counters(b->devices);
         bus_rearm(b);
 }

@@ -205,16 +205,20 @@ static const char *entry_name(bool wakeup) {
         return wakeup ? "LOW_POWER_ENTRY_WITH_WAKEUP" : "LOW_POWER_ENTRY";
 }
 
+/* Leaving armed at now: the time armed goes into low_power_usec. */
+static void armed_end(PmDevice *d, usec_t now) {
+        if (d->armed_since != USEC_INFINITY && now > d->armed_since)
+                d->low_power_usec += now - d->armed_since;
+        d->armed_since = USEC_INFINITY;
+}
+
 /* Moves to state s with deadline; reports what changed, after both are set. */
 static void transition(PmDevice *d, usec_t now, PmState s, usec_t deadline) {
         PmState old = d->state;
         bool deadline_changed = deadline != d->deadline;
 
-        if (old == PM_STATE_ARMED && s != PM_STATE_ARMED && d->armed_since != USEC_INFINITY) {
-                if (now > d->armed_since)
-                        d->low_power_usec += now - d->armed_since;
-                d->armed_since = USEC_INFINITY;
-        }
+        if (old == PM_STATE_ARMED && s != PM_STATE_ARMED)
+                armed_end(d, now);
         if (s == PM_STATE_ARMED && old != PM_STATE_ARMED)
                 d->armed_since = now;
         if (s != PM_STATE_ERROR)
@@ -727,8 +731,7 @@ _hot_ static int wake_rearm(PmDevice *d, usec_t now) {
                 return device_arm_after(d, now, r);
         }
         /* what transition() does for armed → woken → armed */
-        if (d->armed_since != USEC_INFINITY && now > d->armed_since)
-                d->low_power_usec += now - d->armed_since;
+        armed_end(d, now);
         d->armed_since = now;
         d->in_force = wakeup ? PM_ENTRY_WAKEUP : PM_ENTRY_PLAIN;
         d->arms++;
